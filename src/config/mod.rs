@@ -1,0 +1,711 @@
+//! nginx-rtmp configuration: the `rtmp {}` block with its directives, scopes,
+//! units and defaults, interpreted into typed settings.
+//!
+//! Outside `rtmp {}` we are lenient (an nginx.conf has `events`, `http`,
+//! `worker_processes`...: each is ignored with one warning). Inside we are
+//! strict: an unknown directive, a wrong scope or a bad value is an error,
+//! and a real nginx-rtmp directive that Sluice does not implement yet is an
+//! error that says so, because silently ignoring e.g. `on_publish` would
+//! open a locked-down server to everyone.
+
+pub mod syntax;
+mod units;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use syntax::err;
+pub use syntax::{ConfigError, Directive, Pos};
+pub use units::{parse_msec, parse_size};
+
+/// The configuration `sluice serve` runs when given no file.
+pub const EMBEDDED_DEFAULT: &str = "\
+rtmp {
+    server {
+        listen 1935;
+        application live {
+            live on;
+        }
+    }
+}
+";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub servers: Vec<ServerConf>,
+    /// `max_connections` (rtmp{} scope): total RTMP connections.
+    pub max_connections: Option<usize>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConf {
+    pub listen: Vec<SocketAddr>,
+    pub core: CoreConf,
+    pub apps: Vec<AppConf>,
+}
+
+/// Connection-level settings (server scope in nginx-rtmp).
+#[derive(Debug, Clone)]
+pub struct CoreConf {
+    pub timeout: Duration,
+    pub ping: Duration,
+    pub ping_timeout: Duration,
+    pub max_streams: usize,
+    pub ack_window: u32,
+    pub chunk_size: usize,
+    pub max_message: usize,
+    pub out_queue: usize,
+    pub buflen: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    /// Rebuild metadata from the known fields (nginx-rtmp `meta on`).
+    On,
+    /// Forward the publisher's metadata as is.
+    Copy,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppConf {
+    pub name: String,
+    pub live: bool,
+    pub meta: Meta,
+    pub wait_key: bool,
+    pub wait_video: bool,
+    pub publish_notify: bool,
+    pub idle_streams: bool,
+    pub drop_idle_publisher: Option<Duration>,
+    pub sync: Duration,
+    pub play_restart: bool,
+    pub interleave: bool,
+    pub gop_cache: bool,
+}
+
+const MAIN: u8 = 1;
+const SRV: u8 = 2;
+const APP: u8 = 4;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Flag,
+    Msec,
+    Num,
+    Size,
+    Meta,
+    /// Accepted for compatibility; has no effect in Sluice's design.
+    Inert(usize),
+}
+
+/// Directives Sluice implements, with the scopes nginx-rtmp allows them in.
+fn spec(name: &str) -> Option<(u8, Kind)> {
+    Some(match name {
+        "timeout" | "ping" | "ping_timeout" | "buflen" => (MAIN | SRV, Kind::Msec),
+        "max_streams" | "ack_window" | "chunk_size" => (MAIN | SRV, Kind::Num),
+        "max_message" | "out_queue" => (MAIN | SRV, Kind::Size),
+        "out_cork" => (MAIN | SRV, Kind::Inert(1)),
+        "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
+        "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
+        "max_connections" => (MAIN, Kind::Num),
+        "live" | "wait_key" | "wait_video" | "publish_notify" | "idle_streams" | "play_restart"
+        | "interleave" | "gop_cache" => (MAIN | SRV | APP, Kind::Flag),
+        "drop_idle_publisher" | "sync" => (MAIN | SRV | APP, Kind::Msec),
+        "meta" => (MAIN | SRV | APP, Kind::Meta),
+        "stream_buckets" | "buffer" => (MAIN | SRV | APP, Kind::Inert(1)),
+        _ => return None,
+    })
+}
+
+/// Real nginx-rtmp (and common fork) directives that Sluice does not
+/// implement yet. Using one is an error naming it, never a silent no-op.
+const NOT_YET: &[&str] = &[
+    "allow",
+    "deny",
+    "on_connect",
+    "on_disconnect",
+    "on_publish",
+    "on_play",
+    "on_publish_done",
+    "on_play_done",
+    "on_done",
+    "on_record_done",
+    "on_record_started",
+    "on_update",
+    "on_playlist",
+    "notify_method",
+    "notify_update_timeout",
+    "notify_update_strict",
+    "notify_relay_redirect",
+    "notify_send_redirect",
+    "netcall_timeout",
+    "netcall_buffer",
+    "exec",
+    "exec_push",
+    "exec_pull",
+    "exec_static",
+    "exec_publish",
+    "exec_publish_done",
+    "exec_play",
+    "exec_play_done",
+    "exec_record_done",
+    "exec_record_started",
+    "exec_block",
+    "exec_options",
+    "exec_kill_signal",
+    "respawn",
+    "respawn_timeout",
+    "record",
+    "record_path",
+    "record_suffix",
+    "record_unique",
+    "record_append",
+    "record_lock",
+    "record_max_size",
+    "record_max_frames",
+    "record_interval",
+    "record_interval_size",
+    "record_notify",
+    "recorder",
+    "hls",
+    "hls_path",
+    "hls_fragment",
+    "hls_max_fragment",
+    "hls_playlist_length",
+    "hls_muxdelay",
+    "hls_sync",
+    "hls_continuous",
+    "hls_nested",
+    "hls_fragment_naming",
+    "hls_fragment_naming_granularity",
+    "hls_fragment_slicing",
+    "hls_type",
+    "hls_max_audio_delay",
+    "hls_audio_buffer_size",
+    "hls_cleanup",
+    "hls_variant",
+    "hls_base_url",
+    "hls_keys",
+    "hls_key_path",
+    "hls_key_url",
+    "hls_fragments_per_key",
+    "hls_datetime",
+    "hls_allow_client_cache",
+    "dash",
+    "dash_path",
+    "dash_fragment",
+    "dash_playlist_length",
+    "dash_cleanup",
+    "dash_nested",
+    "dash_clock_compensation",
+    "dash_clock_helper_uri",
+    "push",
+    "pull",
+    "relay_buffer",
+    "push_reconnect",
+    "pull_reconnect",
+    "session_relay",
+    "rtmp_auto_push",
+    "rtmp_auto_push_reconnect",
+    "rtmp_socket_dir",
+    "play",
+    "play_temp_path",
+    "play_local_path",
+    "access_log",
+    "log_format",
+    "max_queue",
+];
+
+/// Values of one scope, by directive name.
+type Scope = HashMap<String, (Vec<String>, Pos)>;
+
+struct Interp {
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Interp {
+    fn scope_name(s: u8) -> &'static str {
+        match s {
+            MAIN => "rtmp",
+            SRV => "server",
+            _ => "application",
+        }
+    }
+
+    /// Validates a simple directive in scope `at` and records it in `into`.
+    fn simple(&mut self, d: &Directive, at: u8, into: &mut Scope) {
+        if d.block.is_some() {
+            self.errors.push(err(
+                &d.pos,
+                format!("\"{}\" directive does not take a block", d.name),
+            ));
+            return;
+        }
+        let Some((scopes, kind)) = spec(&d.name) else {
+            let msg = if NOT_YET.contains(&d.name.as_str()) {
+                format!(
+                    "nginx-rtmp directive \"{}\" is not implemented by Sluice yet; remove it or wait for the feature",
+                    d.name
+                )
+            } else {
+                format!("unknown directive \"{}\"", d.name)
+            };
+            self.errors.push(err(&d.pos, msg));
+            return;
+        };
+        if scopes & at == 0 {
+            self.errors.push(err(
+                &d.pos,
+                format!(
+                    "\"{}\" directive is not allowed in {} {{}}",
+                    d.name,
+                    Self::scope_name(at)
+                ),
+            ));
+            return;
+        }
+        let nargs = match kind {
+            Kind::Inert(n) => n,
+            _ => 1,
+        };
+        if d.args.len() != nargs {
+            self.errors.push(err(
+                &d.pos,
+                format!("invalid number of arguments in \"{}\" directive", d.name),
+            ));
+            return;
+        }
+        let v = &d.args[0];
+        let ok = match kind {
+            Kind::Flag => v == "on" || v == "off",
+            Kind::Msec => parse_msec(v).is_some(),
+            Kind::Num => v.parse::<u32>().is_ok(),
+            Kind::Size => parse_size(v).is_some(),
+            Kind::Meta => matches!(v.as_str(), "on" | "off" | "copy"),
+            Kind::Inert(_) => true,
+        };
+        if !ok {
+            let expect = match kind {
+                Kind::Flag => "it must be \"on\" or \"off\"",
+                Kind::Msec => "expected a time such as 500ms, 30s or 1m",
+                Kind::Num => "expected a number",
+                Kind::Size => "expected a size such as 4096, 4k or 1M",
+                Kind::Meta => "it must be \"on\", \"copy\" or \"off\"",
+                Kind::Inert(_) => "",
+            };
+            self.errors.push(err(
+                &d.pos,
+                format!(
+                    "invalid value \"{v}\" in \"{}\" directive, {expect}",
+                    d.name
+                ),
+            ));
+            return;
+        }
+        if let Some((_, first)) = into.get(&d.name) {
+            self.errors.push(err(
+                &d.pos,
+                format!("\"{}\" directive is duplicate (first at {first})", d.name),
+            ));
+            return;
+        }
+        if matches!(kind, Kind::Inert(_))
+            && !matches!(d.name.as_str(), "play_time_fix" | "publish_time_fix")
+        {
+            self.warnings.push(format!(
+                "{}: \"{}\" is accepted for compatibility and has no effect in Sluice",
+                d.pos, d.name
+            ));
+        }
+        into.insert(d.name.clone(), (d.args.clone(), d.pos.clone()));
+    }
+}
+
+/// Effective value lookup: application, then server, then rtmp{}.
+struct Lookup<'a>(Vec<&'a Scope>);
+
+impl Lookup<'_> {
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find_map(|s| s.get(name))
+            .map(|(a, _)| a[0].as_str())
+    }
+    fn flag(&self, name: &str, default: bool) -> bool {
+        self.raw(name).map_or(default, |v| v == "on")
+    }
+    fn msec(&self, name: &str, default_ms: u64) -> Duration {
+        Duration::from_millis(self.raw(name).and_then(parse_msec).unwrap_or(default_ms))
+    }
+    fn num(&self, name: &str, default: u64) -> u64 {
+        self.raw(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+    fn size(&self, name: &str, default: u64) -> u64 {
+        self.raw(name).and_then(parse_size).unwrap_or(default)
+    }
+}
+
+/// Parses a `listen` directive's address.
+fn parse_listen(d: &Directive) -> Result<Vec<SocketAddr>, ConfigError> {
+    let Some(addr) = d.args.first() else {
+        return Err(err(
+            &d.pos,
+            "invalid number of arguments in \"listen\" directive",
+        ));
+    };
+    for p in &d.args[1..] {
+        let known = p == "bind" || p.starts_with("ipv6only=") || p.starts_with("so_keepalive=");
+        if p == "proxy_protocol" {
+            return Err(err(
+                &d.pos,
+                "\"proxy_protocol\" in \"listen\" is not implemented by Sluice yet",
+            ));
+        }
+        if !known {
+            return Err(err(
+                &d.pos,
+                format!("invalid parameter \"{p}\" in \"listen\" directive"),
+            ));
+        }
+    }
+    if addr.starts_with("unix:") {
+        return Err(err(
+            &d.pos,
+            "unix sockets in \"listen\" are not implemented by Sluice yet",
+        ));
+    }
+    let text = if addr.parse::<u16>().is_ok() {
+        format!("0.0.0.0:{addr}")
+    } else if let Some(port) = addr.strip_prefix("*:") {
+        format!("0.0.0.0:{port}")
+    } else if addr.contains(':') {
+        addr.clone()
+    } else {
+        format!("{addr}:1935")
+    };
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| {
+            err(
+                &d.pos,
+                format!("invalid address \"{addr}\" in \"listen\" directive: {e}"),
+            )
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(err(
+            &d.pos,
+            format!("host not found in \"{addr}\" of the \"listen\" directive"),
+        ));
+    }
+    Ok(addrs[..1].to_vec())
+}
+
+impl Config {
+    /// Loads and validates a configuration file, returning every error.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let tree = syntax::parse_file(path).map_err(|e| vec![e])?;
+        Self::from_tree(&tree)
+    }
+
+    /// Parses configuration text (used for the embedded default and tests).
+    pub fn parse(src: &str, name: &str) -> Result<Config, Vec<ConfigError>> {
+        let tree = syntax::parse_str(src, name, Path::new("."), 0).map_err(|e| vec![e])?;
+        Self::from_tree(&tree)
+    }
+
+    pub fn embedded() -> Config {
+        Self::parse(EMBEDDED_DEFAULT, "<embedded>").expect("embedded default config is valid")
+    }
+
+    fn from_tree(tree: &[Directive]) -> Result<Config, Vec<ConfigError>> {
+        let mut it = Interp {
+            errors: vec![],
+            warnings: vec![],
+        };
+        let mut rtmp: Option<&Directive> = None;
+        for d in tree {
+            if d.name == "rtmp" {
+                if let Some(first) = rtmp {
+                    it.errors.push(err(
+                        &d.pos,
+                        format!("\"rtmp\" directive is duplicate (first at {})", first.pos),
+                    ));
+                } else if d.block.is_none() {
+                    it.errors
+                        .push(err(&d.pos, "\"rtmp\" directive needs a block"));
+                } else {
+                    rtmp = Some(d);
+                }
+            } else {
+                it.warnings.push(format!(
+                    "{}: \"{}\" is outside rtmp {{}} and ignored by Sluice",
+                    d.pos, d.name
+                ));
+            }
+        }
+        let Some(rtmp) = rtmp else {
+            let pos = tree.first().map(|d| d.pos.clone()).unwrap_or(Pos {
+                file: "<config>".into(),
+                line: 1,
+            });
+            return Err(vec![err(&pos, "no \"rtmp\" block: nothing to serve")]);
+        };
+
+        let mut main = Scope::new();
+        let mut server_blocks = Vec::new();
+        for d in rtmp.block.as_deref().unwrap_or_default() {
+            match d.name.as_str() {
+                "server" => match &d.block {
+                    Some(b) if d.args.is_empty() => server_blocks.push((d, b)),
+                    _ => it.errors.push(err(
+                        &d.pos,
+                        "\"server\" takes no arguments and needs a block",
+                    )),
+                },
+                "listen" | "application" => it.errors.push(err(
+                    &d.pos,
+                    format!("\"{}\" directive is not allowed in rtmp {{}}", d.name),
+                )),
+                _ => it.simple(d, MAIN, &mut main),
+            }
+        }
+
+        let mut servers = Vec::new();
+        let mut seen_listen: HashMap<SocketAddr, Pos> = HashMap::new();
+        for (sd, block) in server_blocks {
+            let mut srv = Scope::new();
+            let mut listen = Vec::new();
+            let mut app_blocks: Vec<(&Directive, &Vec<Directive>)> = Vec::new();
+            for d in block {
+                match d.name.as_str() {
+                    "listen" => match parse_listen(d) {
+                        Ok(addrs) => {
+                            for a in addrs {
+                                if let Some(prev) = seen_listen.insert(a, d.pos.clone()) {
+                                    it.errors.push(err(
+                                        &d.pos,
+                                        format!("duplicate \"{a}\" address and port pair (first at {prev})"),
+                                    ));
+                                }
+                                listen.push(a);
+                            }
+                        }
+                        Err(e) => it.errors.push(e),
+                    },
+                    "application" => match &d.block {
+                        Some(b) if d.args.len() == 1 => {
+                            if let Some((prev, _)) =
+                                app_blocks.iter().find(|(p, _)| p.args[0] == d.args[0])
+                            {
+                                it.errors.push(err(
+                                    &d.pos,
+                                    format!(
+                                        "duplicate application \"{}\" (first at {})",
+                                        d.args[0], prev.pos
+                                    ),
+                                ));
+                            }
+                            app_blocks.push((d, b));
+                        }
+                        _ => it.errors.push(err(
+                            &d.pos,
+                            "\"application\" takes one name and needs a block",
+                        )),
+                    },
+                    "server" | "rtmp" => it.errors.push(err(
+                        &d.pos,
+                        format!("\"{}\" directive is not allowed in server {{}}", d.name),
+                    )),
+                    _ => it.simple(d, SRV, &mut srv),
+                }
+            }
+            if listen.is_empty() {
+                it.warnings.push(format!(
+                    "{}: server {{}} has no \"listen\" and accepts nothing",
+                    sd.pos
+                ));
+            }
+            let core_lookup = Lookup(vec![&srv, &main]);
+            let core = CoreConf {
+                timeout: core_lookup.msec("timeout", 60_000),
+                ping: core_lookup.msec("ping", 60_000),
+                ping_timeout: core_lookup.msec("ping_timeout", 30_000),
+                max_streams: core_lookup.num("max_streams", 32) as usize,
+                ack_window: core_lookup.num("ack_window", 5_000_000) as u32,
+                chunk_size: core_lookup.num("chunk_size", 4096) as usize,
+                max_message: core_lookup.size("max_message", 8 << 20) as usize,
+                out_queue: core_lookup.size("out_queue", 256) as usize,
+                buflen: core_lookup.msec("buflen", 1000),
+            };
+            if let Some((_, pos)) = srv.get("chunk_size").or(main.get("chunk_size")) {
+                if !(128..=0xFF_FFFF).contains(&core.chunk_size) {
+                    it.errors
+                        .push(err(pos, "\"chunk_size\" must be between 128 and 16777215"));
+                }
+            }
+            let mut apps = Vec::new();
+            for (ad, block) in app_blocks {
+                let mut app = Scope::new();
+                for d in block {
+                    match d.name.as_str() {
+                        "application" | "listen" | "server" => it.errors.push(err(
+                            &d.pos,
+                            format!(
+                                "\"{}\" directive is not allowed in application {{}}",
+                                d.name
+                            ),
+                        )),
+                        _ => it.simple(d, APP, &mut app),
+                    }
+                }
+                let l = Lookup(vec![&app, &srv, &main]);
+                let drop_idle = l.msec("drop_idle_publisher", 0);
+                apps.push(AppConf {
+                    name: ad.args[0].clone(),
+                    live: l.flag("live", false),
+                    meta: match l.raw("meta") {
+                        Some("copy") => Meta::Copy,
+                        Some("off") => Meta::Off,
+                        _ => Meta::On,
+                    },
+                    wait_key: l.flag("wait_key", true),
+                    wait_video: l.flag("wait_video", false),
+                    publish_notify: l.flag("publish_notify", false),
+                    idle_streams: l.flag("idle_streams", true),
+                    drop_idle_publisher: (!drop_idle.is_zero()).then_some(drop_idle),
+                    sync: l.msec("sync", 300),
+                    play_restart: l.flag("play_restart", false),
+                    interleave: l.flag("interleave", false),
+                    gop_cache: l.flag("gop_cache", true),
+                });
+            }
+            servers.push(ServerConf { listen, core, apps });
+        }
+        if servers.is_empty() {
+            it.errors
+                .push(err(&rtmp.pos, "rtmp {} has no server {} block"));
+        }
+        let max_connections = Lookup(vec![&main])
+            .raw("max_connections")
+            .and_then(|v| v.parse().ok());
+        if it.errors.is_empty() {
+            Ok(Config {
+                servers,
+                max_connections,
+                warnings: it.warnings,
+            })
+        } else {
+            Err(it.errors)
+        }
+    }
+}
+
+impl ServerConf {
+    pub fn app(&self, name: &str) -> Option<&AppConf> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded();
+        assert_eq!(c.servers[0].listen, vec!["0.0.0.0:1935".parse().unwrap()]);
+        let app = c.servers[0].app("live").unwrap();
+        assert!(app.live && app.gop_cache && app.wait_key && app.idle_streams);
+        assert_eq!(c.servers[0].core.chunk_size, 4096);
+        assert_eq!(c.servers[0].core.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn inheritance_and_units() {
+        let c = Config::parse(
+            "rtmp { ping 30s; sync 10ms; server { listen 127.0.0.1:1940; timeout 1m; max_message 4M;\n\
+             application a { live on; } application b { sync 1s; drop_idle_publisher 5s; meta copy; } } }",
+            "t",
+        )
+        .unwrap();
+        let s = &c.servers[0];
+        assert_eq!(
+            (s.core.ping, s.core.timeout),
+            (Duration::from_secs(30), Duration::from_secs(60))
+        );
+        assert_eq!(s.core.max_message, 4 << 20);
+        assert_eq!(s.app("a").unwrap().sync, Duration::from_millis(10));
+        let b = s.app("b").unwrap();
+        assert_eq!(
+            (b.sync, b.drop_idle_publisher, b.meta),
+            (
+                Duration::from_secs(1),
+                Some(Duration::from_secs(5)),
+                Meta::Copy
+            )
+        );
+    }
+
+    fn errors(src: &str) -> Vec<String> {
+        Config::parse(src, "f.conf")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn error_classes_with_lines() {
+        let e = errors("rtmp {\n server {\n  listen 1935;\n  bogus 1;\n }\n}\n");
+        assert_eq!(e, vec!["f.conf:4: unknown directive \"bogus\""]);
+        let e = errors("rtmp {\n server {\n  application x {\n   chunk_size 4096;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:4: \"chunk_size\" directive is not allowed in application {}"]
+        );
+        let e = errors("rtmp {\n server {\n  listen 1935;\n  timeout fast;\n }\n}\n");
+        assert!(
+            e[0].starts_with("f.conf:4: invalid value \"fast\" in \"timeout\""),
+            "{e:?}"
+        );
+        let e =
+            errors("rtmp {\n server {\n  application x {\n   live on;\n   hls on;\n  }\n }\n}\n");
+        assert!(
+            e[0].starts_with("f.conf:5: nginx-rtmp directive \"hls\" is not implemented"),
+            "{e:?}"
+        );
+        let e = errors(
+            "rtmp {\n max_connections 5;\n server {\n  listen 1935;\n  max_connections 4;\n }\n}\n",
+        );
+        assert_eq!(
+            e,
+            vec!["f.conf:5: \"max_connections\" directive is not allowed in server {}"]
+        );
+        let e = errors("rtmp {\n server {\n  listen 1935;\n  live maybe;\n  listen 1935;\n }\n}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("f.conf:4: invalid value \"maybe\""),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("f.conf:5: duplicate"), "{e:?}");
+    }
+
+    #[test]
+    fn outside_rtmp_is_ignored_with_warnings() {
+        let c = Config::parse(
+            "worker_processes 1;\nevents { worker_connections 1024; }\nhttp { server { listen 80; } }\n\
+             rtmp { server { listen 1935; application live { live on; } } }",
+            "n",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 3);
+        assert!(c.warnings[1].contains("\"events\""));
+    }
+}

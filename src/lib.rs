@@ -1,0 +1,17 @@
+//! Sluice: an RTMP live-streaming server, a drop-in for nginx-rtmp-module.
+//!
+//! * [`rtmp`]: the protocol core, sans I/O;
+//! * [`flv`]: media tag classification and the FLV file format;
+//! * [`config`]: nginx-rtmp's configuration language;
+//! * [`live`]: the stream registry and fan-out to players;
+//! * [`server`]: the tokio runtime side: listeners and connections;
+//! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`).
+//!
+//! `docs/design.md` describes how a media message flows from a publisher's
+//! socket to N players.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod flv;
+pub mod rtmp;
