@@ -14,4 +14,5 @@
 
 pub mod config;
 pub mod flv;
+pub mod live;
 pub mod rtmp;

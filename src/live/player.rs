@@ -1,0 +1,187 @@
+//! What one player is sent, decided without I/O: `wait_key`/`wait_video`,
+//! `receiveAudio`/`receiveVideo`, pause, and the slow-player policy.
+//!
+//! Slow players: the fan-out ring tells a player how many frames it missed
+//! when it falls behind. The player then skips to the next video keyframe
+//! (so its decoder restarts cleanly rather than showing corruption). If it
+//! falls behind again within [`LAG_GRACE`], it cannot keep up with the
+//! stream's bitrate at all, and its connection is closed.
+
+use std::time::{Duration, Instant};
+
+use super::frame::{Frame, FrameKind};
+
+/// A second lag within this time disconnects the player.
+pub const LAG_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[error("slow player: fell {missed} messages behind twice within {LAG_GRACE:?}")]
+pub struct TooSlow {
+    pub missed: u64,
+}
+
+#[derive(Debug)]
+pub struct PlayerFilter {
+    wait_key: bool,
+    wait_video: bool,
+    video_started: bool,
+    skipping: bool,
+    seen_video: bool,
+    last_lag: Option<Instant>,
+    pub receive_audio: bool,
+    pub receive_video: bool,
+    pub paused: bool,
+    /// Frames not delivered because of lag or key-waiting after lag.
+    pub dropped: u64,
+}
+
+impl PlayerFilter {
+    pub fn new(wait_key: bool, wait_video: bool) -> Self {
+        PlayerFilter {
+            wait_key,
+            wait_video,
+            video_started: false,
+            skipping: false,
+            seen_video: false,
+            last_lag: None,
+            receive_audio: true,
+            receive_video: true,
+            paused: false,
+            dropped: 0,
+        }
+    }
+
+    /// A new publisher started: wait for its first keyframe again.
+    pub fn restart(&mut self) {
+        self.video_started = false;
+        self.seen_video = false;
+    }
+
+    /// After unpause: resume at a keyframe.
+    pub fn resume(&mut self) {
+        self.paused = false;
+        self.video_started = false;
+    }
+
+    /// Whether `f` goes to this player.
+    pub fn admit(&mut self, f: &Frame) -> bool {
+        if self.paused {
+            return false;
+        }
+        match f.kind {
+            FrameKind::Data => true,
+            FrameKind::Video => {
+                self.seen_video = true;
+                if !self.receive_video {
+                    return false;
+                }
+                if f.info.sequence_header {
+                    return true;
+                }
+                if (self.skipping || (self.wait_key && !self.video_started)) && !f.info.keyframe {
+                    if self.skipping {
+                        self.dropped += 1;
+                    }
+                    return false;
+                }
+                self.skipping = false;
+                self.video_started = true;
+                true
+            }
+            FrameKind::Audio => {
+                if !self.receive_audio {
+                    return false;
+                }
+                if f.info.sequence_header {
+                    return true;
+                }
+                if self.skipping && self.seen_video {
+                    self.dropped += 1;
+                    return false;
+                }
+                self.skipping = false;
+                !(self.wait_video && self.seen_video && !self.video_started)
+            }
+        }
+    }
+
+    /// The ring reports `missed` frames lost to lag.
+    pub fn on_lag(&mut self, missed: u64, now: Instant) -> Result<(), TooSlow> {
+        self.dropped += missed;
+        if self
+            .last_lag
+            .is_some_and(|t| now.duration_since(t) < LAG_GRACE)
+        {
+            return Err(TooSlow { missed });
+        }
+        self.last_lag = Some(now);
+        self.skipping = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flv::MediaInfo;
+    use bytes::Bytes;
+
+    fn frame(kind: FrameKind, key: bool, seq: bool) -> Frame {
+        let info = MediaInfo {
+            keyframe: key,
+            sequence_header: seq,
+            codec_id: 7,
+            fourcc: None,
+        };
+        Frame::new(kind, 0, info, Bytes::from_static(b"x"), 4096, false)
+    }
+
+    #[test]
+    fn wait_key_then_flow() {
+        let mut p = PlayerFilter::new(true, false);
+        assert!(
+            p.admit(&frame(FrameKind::Video, true, true)),
+            "sequence header always"
+        );
+        assert!(!p.admit(&frame(FrameKind::Video, false, false)));
+        assert!(p.admit(&frame(FrameKind::Audio, true, false)));
+        assert!(p.admit(&frame(FrameKind::Video, true, false)));
+        assert!(p.admit(&frame(FrameKind::Video, false, false)));
+    }
+
+    #[test]
+    fn lag_skips_to_keyframe_then_disconnects_on_repeat() {
+        let mut p = PlayerFilter::new(true, false);
+        let t0 = Instant::now();
+        assert!(p.admit(&frame(FrameKind::Video, true, false)));
+        p.on_lag(40, t0).unwrap();
+        assert!(!p.admit(&frame(FrameKind::Video, false, false)));
+        assert!(!p.admit(&frame(FrameKind::Audio, true, false)));
+        assert!(p.admit(&frame(FrameKind::Video, true, false)));
+        assert!(p.admit(&frame(FrameKind::Audio, true, false)));
+        assert_eq!(p.dropped, 42);
+        assert!(p.on_lag(5, t0 + Duration::from_secs(3)).is_err());
+        let mut q = PlayerFilter::new(true, false);
+        q.on_lag(1, t0).unwrap();
+        assert!(q.on_lag(1, t0 + LAG_GRACE * 2).is_ok());
+    }
+
+    #[test]
+    fn audio_only_resumes_at_once_and_wait_video() {
+        let mut p = PlayerFilter::new(true, false);
+        p.on_lag(3, Instant::now()).unwrap();
+        assert!(p.admit(&frame(FrameKind::Audio, true, false)));
+        let mut w = PlayerFilter::new(true, true);
+        assert!(
+            w.admit(&frame(FrameKind::Audio, true, false)),
+            "no video seen yet"
+        );
+        assert!(!w.admit(&frame(FrameKind::Video, false, false)));
+        assert!(
+            !w.admit(&frame(FrameKind::Audio, true, false)),
+            "waiting for video"
+        );
+        assert!(w.admit(&frame(FrameKind::Video, true, false)));
+        assert!(w.admit(&frame(FrameKind::Audio, true, false)));
+    }
+}

@@ -1,0 +1,66 @@
+//! The process-wide map from (server, application, stream name) to
+//! [`Stream`]. Touched when streams start and end and when players join and
+//! leave, never per frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::stream::Stream;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    /// Index of the `server {}` block: applications of different server
+    /// blocks are distinct, as in nginx-rtmp.
+    pub server: usize,
+    pub app: String,
+    pub name: String,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Stream>>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<Stream>> {
+        self.map().get(key).cloned()
+    }
+
+    pub fn get_or_create(&self, key: &StreamKey, queue: usize) -> Arc<Stream> {
+        self.map()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)))
+            .clone()
+    }
+
+    /// Drops the stream if nobody uses it any more.
+    pub fn release(&self, key: &StreamKey) {
+        let mut m = self.map();
+        if m.get(key).is_some_and(|s| s.is_idle()) {
+            m.remove(key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn snapshot(&self) -> Vec<(StreamKey, Arc<Stream>)> {
+        self.map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
