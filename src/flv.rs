@@ -80,7 +80,9 @@ pub fn video_info(p: &[u8]) -> Result<MediaInfo, TagError> {
     let b0 = *p.first().ok_or(TagError::Empty("video"))?;
     if b0 & 0x80 == 0 {
         let codec_id = b0 & 0x0f;
-        let keyframe = b0 >> 4 == 1;
+        // AVC/HEVC end-of-sequence (packet type 2) is flagged key by
+        // encoders but is no place to start decoding.
+        let keyframe = b0 >> 4 == 1 && !(matches!(codec_id, 7 | 12) && p.get(1) == Some(&2));
         // AVC (7) and the widespread legacy HEVC id (12) carry a packet type.
         let sequence_header = matches!(codec_id, 7 | 12) && p.get(1) == Some(&0);
         if matches!(codec_id, 7 | 12) && p.len() < 2 {
@@ -268,6 +270,10 @@ mod tests {
                 codec_id: 7,
                 fourcc: None
             }
+        );
+        assert!(
+            !video_info(&[0x17, 2, 0, 0, 0]).unwrap().keyframe,
+            "end of sequence"
         );
         let i = video_info(&[0x27, 1, 0, 0, 0]).unwrap();
         assert!(!i.keyframe && !i.sequence_header);

@@ -12,7 +12,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
 pub mod flv;
 pub mod live;
 pub mod rtmp;
+pub mod server;

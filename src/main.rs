@@ -1,1 +1,229 @@
-fn main() {}
+//! The `sluice` binary: `serve`, `check`, `publish`, `play`, `bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "RTMP live-streaming server, a drop-in for nginx-rtmp-module"
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    /// RUST_LOG is used when this is not given.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the embedded default config without -c).
+    Serve {
+        /// nginx.conf with an rtmp {} block.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config like `nginx -t`.
+    Check {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Publish an FLV file (paced in real time) or stdin (`-`) to URL.
+    Publish {
+        input: String,
+        url: String,
+        /// Send as fast as possible instead of at the tags' timestamps.
+        #[arg(long)]
+        no_pace: bool,
+    },
+    /// Play URL and write what arrives as FLV to FILE (`-` for stdout).
+    Play {
+        url: String,
+        #[arg(short = 'o', long = "output")]
+        output: String,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Stop when the publisher leaves.
+        #[arg(long)]
+        until_unpublish: bool,
+        /// Stop after this many video frames.
+        #[arg(long)]
+        frames: Option<u64>,
+    },
+    /// Connect N players to URL and report what each received.
+    Bench {
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        players: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(path: &Option<PathBuf>) -> Result<Config, ExitCode> {
+    let r = match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded()),
+    };
+    r.map_err(|errs| {
+        for e in errs {
+            eprintln!("{e}");
+        }
+        ExitCode::from(1)
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let server = sluice::server::Server::bind(config.clone()).await?;
+    eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
+    for (i, s) in config.servers.iter().enumerate() {
+        let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();
+        for a in &s.listen {
+            eprintln!(
+                "  rtmp://{a}  server #{i}  applications: {}",
+                apps.join(", ")
+            );
+        }
+    }
+    eprintln!("  publishing is open to everyone: no on_publish or allow/deny is in force");
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    server.run(shutdown).await
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let cmd = cli.cmd.unwrap_or(Cmd::Serve { config: None });
+    if let Cmd::Check { config } = &cmd {
+        return match Config::load(config) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!(
+                    "sluice: the configuration file {} syntax is ok",
+                    config.display()
+                );
+                println!(
+                    "sluice: configuration file {} test is successful",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errs) => {
+                for e in errs {
+                    eprintln!("{e}");
+                }
+                eprintln!(
+                    "sluice: configuration file {} test failed",
+                    config.display()
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r: anyhow::Result<()> = rt.block_on(async move {
+        match cmd {
+            Cmd::Serve { config } => match load(&config) {
+                Ok(c) => serve(c).await,
+                Err(_) => std::process::exit(1),
+            },
+            Cmd::Check { .. } => unreachable!("handled above"),
+            Cmd::Publish { input, url, no_pace } => {
+                let stats = if input == "-" {
+                    sluice::client::publish::publish(tokio::io::stdin(), &url, !no_pace).await?
+                } else {
+                    let f = tokio::fs::File::open(&input).await.with_context(|| format!("open {input}"))?;
+                    sluice::client::publish::publish(f, &url, !no_pace).await?
+                };
+                eprintln!("published {} frames, {} bytes", stats.frames, stats.bytes);
+                Ok(())
+            }
+            Cmd::Play {
+                url,
+                output,
+                duration,
+                until_unpublish,
+                frames,
+            } => {
+                let opts = sluice::client::play::PlayOptions {
+                    duration: duration.map(Duration::from_secs_f64),
+                    until_unpublish,
+                    max_video_frames: frames,
+                };
+                let stats = if output == "-" {
+                    sluice::client::play::play(&url, Some(tokio::io::stdout()), &opts).await?
+                } else {
+                    let f = tokio::fs::File::create(&output).await.with_context(|| format!("create {output}"))?;
+                    sluice::client::play::play(&url, Some(tokio::io::BufWriter::new(f)), &opts).await?
+                };
+                eprintln!(
+                    "received {} video frames ({} key), {} audio frames, {} bytes",
+                    stats.video_frames, stats.keyframes, stats.audio_frames, stats.bytes
+                );
+                Ok(())
+            }
+            Cmd::Bench { url, players, duration } => {
+                let r = sluice::client::bench::bench(&url, players, Duration::from_secs_f64(duration), false).await;
+                let mbps = r.total_bytes() as f64 * 8.0 / duration / 1e6;
+                println!(
+                    "players {} connected {} video frames min {} max {} delivered {:.1} Mbps errors {}",
+                    r.players,
+                    r.connected,
+                    r.min_video(),
+                    r.max_video(),
+                    mbps,
+                    r.errors.len()
+                );
+                if let Some(e) = r.errors.first() {
+                    println!("first error: {e}");
+                }
+                Ok(())
+            }
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Sluice's own RTMP client: `publish`, `play` and `bench`, built on the
+//! same sans-IO protocol core as the server.
+
+pub mod bench;
+pub mod conn;
+pub mod play;
+pub mod publish;
+pub mod url;
+
+pub use url::RtmpUrl;

@@ -1,0 +1,139 @@
+//! `sluice play`: plays a stream and writes what the server sends as FLV.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::conn::{status_code, ClientConn};
+use super::url::RtmpUrl;
+use crate::flv;
+use crate::rtmp::{Amf, Message, UserControl};
+
+#[derive(Debug, Default, Clone)]
+pub struct PlayStats {
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    /// Time from sending `play` to the first media message.
+    pub first_frame: Option<Duration>,
+    /// Whether the first video frame was a keyframe (or sequence header).
+    pub started_on_key: Option<bool>,
+}
+
+pub struct PlayOptions {
+    pub duration: Option<Duration>,
+    /// Stop when the publisher leaves (StreamEOF / UnpublishNotify).
+    pub until_unpublish: bool,
+    /// Stop after this many video frames.
+    pub max_video_frames: Option<u64>,
+}
+
+/// Plays `url`, writing FLV to `out` when given.
+pub async fn play<W: AsyncWrite + Unpin>(
+    url: &str,
+    mut out: Option<W>,
+    opts: &PlayOptions,
+) -> anyhow::Result<PlayStats> {
+    let url = RtmpUrl::parse(url).map_err(anyhow::Error::msg)?;
+    let mut conn = ClientConn::connect(&url, vec![]).await?;
+    conn.play(&url.stream).await?;
+    let started = Instant::now();
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut stats = PlayStats::default();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    if let Some(w) = out.as_mut() {
+        w.write_all(&flv::file_header(true, true)).await?;
+    }
+    loop {
+        let next = conn.next_message();
+        let msg = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, next).await {
+                Ok(m) => m?,
+                Err(_) => break,
+            },
+            None => next.await?,
+        };
+        let Some(msg) = msg else { break };
+        match &msg {
+            Message::Audio {
+                timestamp, payload, ..
+            }
+            | Message::Video {
+                timestamp, payload, ..
+            } => {
+                let video = matches!(msg, Message::Video { .. });
+                stats.first_frame.get_or_insert_with(|| started.elapsed());
+                stats.bytes += payload.len() as u64;
+                let tag = if video {
+                    let info = flv::video_info(payload).ok();
+                    let key = info.is_some_and(|i| i.keyframe || i.sequence_header);
+                    stats.started_on_key.get_or_insert(key);
+                    if info.is_some_and(|i| !i.sequence_header) {
+                        stats.video_frames += 1;
+                        if info.is_some_and(|i| i.keyframe) {
+                            stats.keyframes += 1;
+                        }
+                    }
+                    flv::TAG_VIDEO
+                } else {
+                    if flv::audio_info(payload).is_ok_and(|i| !i.sequence_header) {
+                        stats.audio_frames += 1;
+                    }
+                    flv::TAG_AUDIO
+                };
+                flv::write_tag(tag, *timestamp, payload, &mut buf);
+            }
+            Message::Data {
+                timestamp,
+                values,
+                payload,
+                ..
+            } => {
+                // Only real script data goes to the file, not |RtmpSampleAccess.
+                if values
+                    .first()
+                    .and_then(Amf::as_str)
+                    .is_some_and(|n| !n.starts_with('|'))
+                {
+                    flv::write_tag(flv::TAG_SCRIPT, *timestamp, payload, &mut buf);
+                }
+            }
+            Message::UserControl(UserControl::StreamEof(_)) if opts.until_unpublish => break,
+            _ => {
+                if let Some(code) = status_code(&msg) {
+                    match code.as_str() {
+                        "NetStream.Play.StreamNotFound" | "NetStream.Play.Failed" => {
+                            bail!("play failed: {code}")
+                        }
+                        "NetStream.Play.UnpublishNotify" | "NetStream.Play.Stop"
+                            if opts.until_unpublish =>
+                        {
+                            break
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if buf.len() >= 32 * 1024 {
+            if let Some(w) = out.as_mut() {
+                w.write_all(&buf).await?;
+            }
+            buf.clear();
+        }
+        if opts
+            .max_video_frames
+            .is_some_and(|m| stats.video_frames >= m)
+        {
+            break;
+        }
+    }
+    if let Some(w) = out.as_mut() {
+        w.write_all(&buf).await?;
+        w.flush().await?;
+    }
+    Ok(stats)
+}

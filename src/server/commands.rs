@@ -1,0 +1,629 @@
+//! Server-side handling of RTMP commands, media and deliveries, with the
+//! replies and onStatus codes FMS and nginx-rtmp send.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, info, warn};
+
+use super::connection::{close, Close, Connected, Connection, Playing, Publishing};
+use crate::config::Meta;
+use crate::flv::{self, MediaInfo, VIDEO_FOURCCS};
+use crate::live::player::PlayerFilter;
+use crate::live::timestamp::TimestampFix;
+use crate::live::{Delivery, Frame, FrameKind, StreamKey};
+use crate::rtmp::amf::{self, object};
+use crate::rtmp::message::on_status;
+use crate::rtmp::{Amf, Command, UserControl};
+
+/// Most message streams one connection may create.
+const MAX_MESSAGE_STREAMS: u32 = 64;
+
+/// Metadata fields kept with `meta on` (nginx-rtmp rebuilds metadata from
+/// these; everything else the encoder sent is dropped).
+const META_FIELDS: &[&str] = &[
+    "width",
+    "height",
+    "displayWidth",
+    "displayHeight",
+    "duration",
+    "framerate",
+    "fps",
+    "videodatarate",
+    "videocodecid",
+    "audiodatarate",
+    "audiocodecid",
+    "audiosamplerate",
+    "audiochannels",
+    "stereo",
+    "profile",
+    "level",
+];
+
+/// Splits `name?args` into its parts.
+pub fn split_args(s: &str) -> (String, String) {
+    match s.split_once('?') {
+        Some((n, a)) => (n.to_owned(), a.to_owned()),
+        None => (s.to_owned(), String::new()),
+    }
+}
+
+fn result(txn: f64, object: Amf, args: Vec<Amf>) -> Command {
+    Command::new("_result", txn, object, args)
+}
+
+impl Connection {
+    pub(super) fn on_command(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
+        debug!(id = self.id, name = %cmd.name, stream_id, "command");
+        match cmd.name.as_str() {
+            "connect" => self.on_connect(cmd),
+            _ if self.connected.is_none() => Err(close(format!("\"{}\" before connect", cmd.name))),
+            "createStream" => {
+                if self.next_stream_id > MAX_MESSAGE_STREAMS {
+                    return Err(close("too many createStream"));
+                }
+                let id = self.next_stream_id;
+                self.next_stream_id += 1;
+                self.session.send_command(
+                    0,
+                    &result(cmd.transaction, Amf::Null, vec![Amf::Number(id as f64)]),
+                );
+                Ok(())
+            }
+            "releaseStream" => {
+                self.session
+                    .send_command(0, &result(cmd.transaction, Amf::Null, vec![Amf::Undefined]));
+                Ok(())
+            }
+            "FCPublish" => {
+                let name = cmd.arg_str(0).unwrap_or_default().to_owned();
+                let st = object([
+                    ("code", Amf::str("NetStream.Publish.Start")),
+                    ("description", Amf::String(name)),
+                ]);
+                self.session
+                    .send_command(0, &Command::new("onFCPublish", 0.0, Amf::Null, vec![st]));
+                Ok(())
+            }
+            "FCUnpublish" => {
+                let name = cmd.arg_str(0).unwrap_or_default().to_owned();
+                let st = object([
+                    ("code", Amf::str("NetStream.Unpublish.Success")),
+                    ("description", Amf::String(name)),
+                ]);
+                self.session
+                    .send_command(0, &Command::new("onFCUnpublish", 0.0, Amf::Null, vec![st]));
+                Ok(())
+            }
+            "publish" => self.on_publish(stream_id, cmd),
+            "play" => self.on_play(stream_id, cmd),
+            "deleteStream" => {
+                let sid = cmd.arg_f64(0).map_or(stream_id, |v| v as u32);
+                self.close_stream(sid);
+                Ok(())
+            }
+            "closeStream" => {
+                self.close_stream(stream_id);
+                Ok(())
+            }
+            "getStreamLength" => {
+                self.session.send_command(
+                    0,
+                    &result(cmd.transaction, Amf::Null, vec![Amf::Number(0.0)]),
+                );
+                Ok(())
+            }
+            "receiveAudio" | "receiveVideo" => {
+                let on = cmd.args.first().is_none_or(Amf::truthy);
+                if let Some(p) = self.playing.as_mut() {
+                    if cmd.name == "receiveAudio" {
+                        p.filter.receive_audio = on;
+                    } else {
+                        p.filter.receive_video = on;
+                    }
+                }
+                Ok(())
+            }
+            "pause" | "pauseRaw" => {
+                let pause = cmd.args.first().is_none_or(Amf::truthy);
+                if let Some(p) = self.playing.as_mut() {
+                    let sid = p.stream_id;
+                    if pause {
+                        p.filter.paused = true;
+                        self.status(sid, "status", "NetStream.Pause.Notify", "Paused live");
+                    } else {
+                        p.filter.resume();
+                        self.status(sid, "status", "NetStream.Unpause.Notify", "Unpaused live");
+                    }
+                }
+                Ok(())
+            }
+            // Replies and notifications from the client need no answer.
+            "_result" | "_error" | "onBWDone" | "_checkbw" | "onStatus" => Ok(()),
+            "close" => Err(close("client sent close")),
+            other => {
+                debug!(id = self.id, command = other, "unknown command");
+                let info = object([
+                    ("level", Amf::str("error")),
+                    ("code", Amf::str("NetConnection.Call.Failed")),
+                    (
+                        "description",
+                        Amf::String(format!("Method not found ({other})")),
+                    ),
+                ]);
+                self.session.send_command(
+                    0,
+                    &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn status(&mut self, stream_id: u32, level: &str, code: &str, desc: &str) {
+        self.session
+            .send_command(stream_id, &on_status(level, code, desc));
+    }
+
+    fn on_connect(&mut self, cmd: Command) -> Result<(), Close> {
+        if self.connected.is_some() {
+            return Err(close("second connect on one connection"));
+        }
+        let obj = cmd.object.clone();
+        let get = |k: &str| {
+            obj.get(k)
+                .and_then(Amf::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let raw_app = get("app");
+        let tc_url = get("tcUrl");
+        let (mut app_name, mut args) = split_args(&raw_app);
+        // Some clients put the instance in the app ("live/instance"): the
+        // application is the first path segment, as in nginx-rtmp.
+        if let Some((first, _)) = app_name.split_once('/') {
+            app_name = first.to_owned();
+        }
+        if args.is_empty() {
+            if let Some((_, a)) = tc_url.split_once('?') {
+                args = a.to_owned();
+            }
+        }
+        let Some(app) = self.shared.config.servers[self.server]
+            .app(&app_name)
+            .cloned()
+        else {
+            warn!(id = self.id, addr = %self.addr, app = app_name, "connect rejected: application not found");
+            let info = object([
+                ("level", Amf::str("error")),
+                ("code", Amf::str("NetConnection.Connect.Rejected")),
+                (
+                    "description",
+                    Amf::String(format!("Application not found: {app_name}")),
+                ),
+            ]);
+            self.session.send_command(
+                0,
+                &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+            );
+            self.close_after_flush = Some(format!("unknown application \"{app_name}\""));
+            return Ok(());
+        };
+        let object_encoding = obj
+            .get("objectEncoding")
+            .and_then(Amf::as_f64)
+            .unwrap_or(0.0);
+        let core = self.core().clone();
+        self.session.send_window_ack_size(core.ack_window);
+        self.session.send_peer_bandwidth(core.ack_window, 2);
+        self.session.set_chunk_size(core.chunk_size);
+
+        let mut props = vec![
+            ("fmsVer".to_owned(), Amf::str("FMS/3,0,1,123")),
+            ("capabilities".to_owned(), Amf::Number(31.0)),
+            ("mode".to_owned(), Amf::Number(1.0)),
+        ];
+        // Enhanced RTMP: a client that lists codecs learns which we forward.
+        if obj.get("fourCcList").is_some() || obj.get("videoFourCcInfoMap").is_some() {
+            let list = VIDEO_FOURCCS.iter().map(|f| Amf::str(f)).collect();
+            props.push(("fourCcList".to_owned(), Amf::StrictArray(list)));
+            let map = VIDEO_FOURCCS
+                .iter()
+                .map(|f| (f.to_string(), Amf::Number(4.0))) // CanForward
+                .collect();
+            props.push(("videoFourCcInfoMap".to_owned(), Amf::Object(map)));
+        }
+        let info = object([
+            ("level", Amf::str("status")),
+            ("code", Amf::str("NetConnection.Connect.Success")),
+            ("description", Amf::str("Connection succeeded.")),
+            ("objectEncoding", Amf::Number(object_encoding)),
+        ]);
+        self.session
+            .send_command(0, &result(cmd.transaction, Amf::Object(props), vec![info]));
+        info!(
+            id = self.id,
+            addr = %self.addr,
+            app = app_name,
+            flashver = get("flashVer"),
+            tcurl = tc_url,
+            "connect"
+        );
+        self.connected = Some(Connected {
+            app,
+            app_name,
+            args,
+            tc_url,
+            flash_ver: get("flashVer"),
+            object: obj,
+        });
+        Ok(())
+    }
+
+    fn stream_key(&self, name: &str) -> StreamKey {
+        StreamKey {
+            server: self.server,
+            app: self
+                .connected
+                .as_ref()
+                .map(|c| c.app_name.clone())
+                .unwrap_or_default(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn on_publish(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
+        let (name, _args) = split_args(cmd.arg_str(0).unwrap_or_default());
+        let app = self
+            .connected
+            .as_ref()
+            .map(|c| c.app.clone())
+            .ok_or_else(|| close("no app"))?;
+        if name.is_empty() {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "No stream name",
+            );
+            return Ok(());
+        }
+        if !app.live {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "Live is off in this application",
+            );
+            return Ok(());
+        }
+        if self.publishing.is_some() || self.playing.is_some() {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadConnection",
+                "Stream already in use on this connection",
+            );
+            return Ok(());
+        }
+        let key = self.stream_key(&name);
+        let queue = self.core().out_queue;
+        let stream = self.shared.registry.get_or_create(&key, queue);
+        if stream.publish(self.id).is_err() {
+            warn!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish refused: already publishing");
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                "Already publishing",
+            );
+            self.shared.registry.release(&key);
+            return Ok(());
+        }
+        self.session
+            .send_user_control(UserControl::StreamBegin(stream_id));
+        self.status(
+            stream_id,
+            "status",
+            "NetStream.Publish.Start",
+            "Start publishing",
+        );
+        info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish");
+        self.role = ("publisher", name);
+        self.publishing = Some(Publishing {
+            key,
+            stream,
+            stream_id,
+            ts: TimestampFix::new(),
+            last_media: Instant::now(),
+        });
+        Ok(())
+    }
+
+    fn on_play(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
+        let (name, _args) = split_args(cmd.arg_str(0).unwrap_or_default());
+        let app = self
+            .connected
+            .as_ref()
+            .map(|c| c.app.clone())
+            .ok_or_else(|| close("no app"))?;
+        if !app.live || name.is_empty() {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                "No such stream",
+            );
+            return Ok(());
+        }
+        if self.publishing.is_some() {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Play.Failed",
+                "Connection is publishing",
+            );
+            return Ok(());
+        }
+        self.stop_playing();
+        let key = self.stream_key(&name);
+        if !app.idle_streams
+            && !self
+                .shared
+                .registry
+                .get(&key)
+                .is_some_and(|s| s.is_publishing())
+        {
+            self.status(
+                stream_id,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                "No such stream",
+            );
+            self.close_after_flush = Some("play: stream not found (idle_streams off)".into());
+            return Ok(());
+        }
+        let queue = self.core().out_queue;
+        let stream = self.shared.registry.get_or_create(&key, queue);
+        self.session
+            .send_user_control(UserControl::StreamBegin(stream_id));
+        self.status(
+            stream_id,
+            "status",
+            "NetStream.Play.Reset",
+            "Playing and resetting stream.",
+        );
+        self.status(stream_id, "status", "NetStream.Play.Start", "Start live");
+        self.session.send_data(
+            stream_id,
+            0,
+            &[
+                Amf::str("|RtmpSampleAccess"),
+                Amf::Boolean(true),
+                Amf::Boolean(true),
+            ],
+        );
+        let (snap, rx) = stream.subscribe();
+        let mut filter = PlayerFilter::new(app.wait_key, app.wait_video);
+        if snap.publishing && app.publish_notify {
+            self.status(
+                stream_id,
+                "status",
+                "NetStream.Play.PublishNotify",
+                "Start publishing",
+            );
+        }
+        info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "play");
+        self.role = ("player", name);
+        for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
+            .into_iter()
+            .flatten()
+        {
+            self.send_frame(f, stream_id);
+        }
+        for f in &snap.gop {
+            if filter.admit(f) {
+                self.send_frame(f, stream_id);
+            }
+        }
+        self.playing = Some(Playing {
+            key,
+            stream,
+            stream_id,
+            rx,
+            filter,
+        });
+        Ok(())
+    }
+
+    fn close_stream(&mut self, stream_id: u32) {
+        if self
+            .publishing
+            .as_ref()
+            .is_some_and(|p| p.stream_id == stream_id)
+        {
+            self.stop_publishing();
+            self.status(
+                stream_id,
+                "status",
+                "NetStream.Unpublish.Success",
+                "Stop publishing",
+            );
+        }
+        if self
+            .playing
+            .as_ref()
+            .is_some_and(|p| p.stream_id == stream_id)
+        {
+            self.stop_playing();
+        }
+    }
+
+    pub(super) fn stop_publishing(&mut self) {
+        if let Some(p) = self.publishing.take() {
+            p.stream.unpublish(self.id);
+            self.shared.registry.release(&p.key);
+        }
+    }
+
+    pub(super) fn stop_playing(&mut self) {
+        if let Some(p) = self.playing.take() {
+            p.stream.unsubscribe();
+            drop(p.rx);
+            self.shared.registry.release(&p.key);
+        }
+    }
+
+    pub(super) fn on_media(
+        &mut self,
+        kind: FrameKind,
+        ts: u32,
+        stream_id: u32,
+        payload: Bytes,
+    ) -> Result<(), Close> {
+        let chunk = self.core().chunk_size;
+        let Some(app) = self
+            .connected
+            .as_ref()
+            .map(|c| (c.app.gop_cache, c.app.interleave))
+        else {
+            return Ok(());
+        };
+        let Some(p) = self.publishing.as_mut() else {
+            return Ok(());
+        };
+        if p.stream_id != stream_id {
+            return Ok(());
+        }
+        let (info, track) = match kind {
+            FrameKind::Video => (flv::video_info(&payload), 1),
+            _ => (flv::audio_info(&payload), 0),
+        };
+        let info = match info {
+            Ok(i) => i,
+            Err(flv::TagError::Empty(_)) => return Ok(()), // harmless, skip
+            Err(e) => return Err(close(format!("bad media from publisher: {e}"))),
+        };
+        p.last_media = Instant::now();
+        let ts = p.ts.fix(ts, track);
+        let frame = Arc::new(Frame::new(kind, ts, info, payload, chunk, app.1));
+        p.stream.push(frame, app.0, false);
+        Ok(())
+    }
+
+    pub(super) fn on_data(
+        &mut self,
+        ts: u32,
+        stream_id: u32,
+        mut values: Vec<Amf>,
+    ) -> Result<(), Close> {
+        let Some(meta_mode) = self.connected.as_ref().map(|c| c.app.meta) else {
+            return Ok(());
+        };
+        let chunk = self.core().chunk_size;
+        let Some(p) = self.publishing.as_mut() else {
+            return Ok(());
+        };
+        if p.stream_id != stream_id {
+            return Ok(());
+        }
+        if values.first().and_then(Amf::as_str) == Some("@setDataFrame") {
+            values.remove(0);
+        }
+        let is_meta = values.first().and_then(Amf::as_str) == Some("onMetaData");
+        if is_meta {
+            let body = values.get(1).cloned().unwrap_or(Amf::Null);
+            let body = match meta_mode {
+                Meta::Off => return Ok(()),
+                Meta::Copy => body,
+                Meta::On => {
+                    let mut props = vec![("Server".to_owned(), Amf::str("Sluice"))];
+                    if let Some(src) = body.props() {
+                        props.extend(
+                            src.iter()
+                                .filter(|(k, _)| META_FIELDS.contains(&k.as_str()))
+                                .cloned(),
+                        );
+                    }
+                    Amf::Object(props)
+                }
+            };
+            values = vec![Amf::str("onMetaData"), body];
+        }
+        let payload = amf::encode_all(&values);
+        let info = MediaInfo {
+            keyframe: false,
+            sequence_header: false,
+            codec_id: 0,
+            fourcc: None,
+        };
+        let ts = p.ts.fix(ts, 2);
+        let frame = Arc::new(Frame::new(FrameKind::Data, ts, info, payload, chunk, false));
+        p.stream.push(frame, false, is_meta);
+        Ok(())
+    }
+
+    pub(super) fn on_delivery(&mut self, d: Result<Delivery, RecvError>) -> Result<(), Close> {
+        let Some(app) = self.connected.as_ref().map(|c| c.app.clone()) else {
+            return Ok(());
+        };
+        let Some(p) = self.playing.as_mut() else {
+            return Ok(());
+        };
+        let sid = p.stream_id;
+        match d {
+            Ok(Delivery::Frame(f)) => {
+                if p.filter.admit(&f) {
+                    self.send_frame(&f, sid);
+                }
+            }
+            Ok(Delivery::PublishStart) => {
+                p.filter.restart();
+                self.session
+                    .send_user_control(UserControl::StreamBegin(sid));
+                if app.play_restart {
+                    self.status(sid, "status", "NetStream.Play.Start", "Start live");
+                }
+                if app.publish_notify {
+                    self.status(
+                        sid,
+                        "status",
+                        "NetStream.Play.PublishNotify",
+                        "Start publishing",
+                    );
+                }
+            }
+            Ok(Delivery::PublishStop) => {
+                self.session.send_user_control(UserControl::StreamEof(sid));
+                if app.play_restart {
+                    self.status(sid, "status", "NetStream.Play.Stop", "Stop live");
+                }
+                if app.publish_notify {
+                    self.status(
+                        sid,
+                        "status",
+                        "NetStream.Play.UnpublishNotify",
+                        "Stop publishing",
+                    );
+                }
+                if !app.idle_streams {
+                    self.close_after_flush = Some("publisher left (idle_streams off)".into());
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                p.filter
+                    .on_lag(n, Instant::now())
+                    .map_err(|e| close(e.to_string()))?;
+                debug!(
+                    id = self.id,
+                    missed = n,
+                    "player lagged; skipping to next keyframe"
+                );
+            }
+            Err(RecvError::Closed) => return Err(close("stream closed")),
+        }
+        Ok(())
+    }
+}

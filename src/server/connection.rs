@@ -1,0 +1,372 @@
+//! One RTMP connection: a single task that reads, handles commands,
+//! publishes frames or delivers them, and writes in batches.
+//!
+//! Writes are vectored: control replies and shared pre-chunked frames are
+//! queued as `Bytes` and go out together in one `writev` per batch. A player
+//! woken by the ring drains everything already queued for it (up to
+//! [`BATCH`] deliveries) before writing, so a busy stream costs one syscall
+//! per batch rather than one per message.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tracing::{debug, info};
+
+use super::keepalive::{Action, Keepalive};
+use super::Shared;
+use crate::config::{AppConf, CoreConf};
+use crate::live::frame::SHARED_STREAM_ID;
+use crate::live::player::PlayerFilter;
+use crate::live::timestamp::TimestampFix;
+use crate::live::{Delivery, Frame, Stream, StreamKey};
+use crate::rtmp::chunk::DecoderLimits;
+use crate::rtmp::handshake::ServerHandshake;
+use crate::rtmp::{Amf, Message, Session};
+
+/// Deliveries drained from the ring per write.
+const BATCH: usize = 64;
+/// Slices per writev call.
+const IOV: usize = 64;
+
+/// Why a connection ends: a short, log-friendly reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Close {
+    #[error("{0}")]
+    Reason(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn close(reason: impl Into<String>) -> Close {
+    Close::Reason(reason.into())
+}
+
+/// What `connect` established. The tcUrl, flashVer, args and the raw command
+/// object are what notifications (`on_connect`...) and Go Away need.
+#[allow(dead_code)]
+pub struct Connected {
+    pub app: AppConf,
+    /// The application name as the client sent it, without `?args`.
+    pub app_name: String,
+    /// Connection args from `?a=b` after the app (or in the tcUrl).
+    pub args: String,
+    pub tc_url: String,
+    pub flash_ver: String,
+    /// The whole `connect` command object, every field kept.
+    pub object: Amf,
+}
+
+pub struct Publishing {
+    pub key: StreamKey,
+    pub stream: Arc<Stream>,
+    pub stream_id: u32,
+    pub ts: TimestampFix,
+    pub last_media: Instant,
+}
+
+pub struct Playing {
+    pub key: StreamKey,
+    pub stream: Arc<Stream>,
+    pub stream_id: u32,
+    pub rx: tokio::sync::broadcast::Receiver<Delivery>,
+    pub filter: PlayerFilter,
+}
+
+pub struct Connection {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub server: usize,
+    pub shared: Arc<Shared>,
+    pub session: Session,
+    input: BytesMut,
+    outq: VecDeque<Bytes>,
+    pub connected: Option<Connected>,
+    pub next_stream_id: u32,
+    pub publishing: Option<Publishing>,
+    pub playing: Option<Playing>,
+    /// Set by a handler that wants the connection closed once the replies
+    /// queued so far are written (e.g. after a Rejected status).
+    pub close_after_flush: Option<String>,
+    bytes_out: u64,
+    started: Instant,
+    keepalive: Keepalive,
+    /// Role and stream for the close log, kept after the stream ends
+    /// (publishers usually deleteStream before they hang up).
+    pub role: (&'static str, String),
+}
+
+impl Connection {
+    pub fn new(id: u64, addr: SocketAddr, server: usize, shared: Arc<Shared>) -> Self {
+        let core = &shared.config.servers[server].core;
+        let limits = DecoderLimits {
+            max_message: core.max_message,
+            max_streams: core.max_streams,
+            max_reassembly: core.max_message.saturating_mul(4),
+        };
+        let now = Instant::now();
+        let keepalive = Keepalive::new(core.ping, core.ping_timeout, core.timeout, now);
+        Connection {
+            id,
+            addr,
+            server,
+            session: Session::new(limits),
+            input: BytesMut::with_capacity(16 * 1024),
+            outq: VecDeque::new(),
+            connected: None,
+            next_stream_id: 1,
+            publishing: None,
+            playing: None,
+            close_after_flush: None,
+            bytes_out: 0,
+            started: now,
+            keepalive,
+            role: ("none", String::new()),
+            shared,
+        }
+    }
+
+    pub fn core(&self) -> &CoreConf {
+        &self.shared.config.servers[self.server].core
+    }
+
+    pub async fn run(mut self, mut sock: TcpStream) {
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        debug!(id = self.id, addr = %self.addr, "accepted");
+        let reason = match self.serve(&mut sock).await {
+            Ok(()) => "server closed".to_owned(),
+            Err(Close::Reason(r)) => r,
+            Err(Close::Io(e)) => format!("i/o error: {e}"),
+        };
+        let dropped = self.playing.as_ref().map_or(0, |p| p.filter.dropped);
+        let app = self
+            .connected
+            .as_ref()
+            .map(|c| c.app_name.clone())
+            .unwrap_or_default();
+        let (role, stream) = self.role.clone();
+        self.stop_publishing();
+        self.stop_playing();
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        info!(
+            id = self.id,
+            addr = %self.addr,
+            app,
+            stream,
+            role,
+            bytes_in = self.session.bytes_received(),
+            bytes_out = self.bytes_out,
+            dropped,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            reason,
+            "closed"
+        );
+    }
+
+    async fn serve(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+        self.handshake(sock).await?;
+        // Whatever arrived with C2 is already chunk data.
+        self.process_input()?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.flush(sock).await?;
+            if let Some(r) = self.close_after_flush.take() {
+                return Err(close(r));
+            }
+            enum Ev {
+                Read(std::io::Result<usize>),
+                Delivery(Result<Delivery, RecvError>),
+                Tick,
+            }
+            let ev = tokio::select! {
+                r = sock.read_buf(&mut self.input) => Ev::Read(r),
+                d = next_delivery(&mut self.playing) => Ev::Delivery(d),
+                _ = tick.tick() => Ev::Tick,
+            };
+            match ev {
+                Ev::Read(r) => {
+                    let n = r?;
+                    if n == 0 {
+                        return Err(close("peer closed"));
+                    }
+                    self.keepalive.received(Instant::now());
+                    self.session.note_received(n);
+                    self.process_input()?;
+                }
+                Ev::Delivery(d) => {
+                    self.on_delivery(d)?;
+                    for _ in 0..BATCH {
+                        let Some(p) = self.playing.as_mut() else {
+                            break;
+                        };
+                        match p.rx.try_recv() {
+                            Ok(d) => self.on_delivery(Ok(d))?,
+                            Err(TryRecvError::Lagged(n)) => {
+                                self.on_delivery(Err(RecvError::Lagged(n)))?
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ev::Tick => self.on_tick()?,
+            }
+        }
+    }
+
+    async fn handshake(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+        let timeout = self.core().timeout;
+        let mut hs = ServerHandshake::new();
+        let fut = async {
+            loop {
+                let mut out = BytesMut::new();
+                let done = hs
+                    .advance(&mut self.input, &mut out)
+                    .map_err(|e| close(format!("handshake: {e}")))?;
+                if !out.is_empty() {
+                    sock.write_all(&out).await?;
+                    self.bytes_out += out.len() as u64;
+                }
+                if done {
+                    return Ok::<_, Close>(());
+                }
+                let n = sock.read_buf(&mut self.input).await?;
+                if n == 0 {
+                    return Err(close("peer closed during handshake"));
+                }
+                self.session.note_received(0);
+            }
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| close("handshake timeout"))??;
+        debug!(id = self.id, digest = hs.digest, "handshake done");
+        Ok(())
+    }
+
+    fn process_input(&mut self) -> Result<(), Close> {
+        while self.close_after_flush.is_none() {
+            let msg = match self.session.next_message(&mut self.input) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => return Err(close(format!("protocol error: {e}"))),
+            };
+            self.on_message(msg)?;
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), Close> {
+        match msg {
+            Message::Command { stream_id, command } => self.on_command(stream_id, command)?,
+            Message::Audio {
+                timestamp,
+                stream_id,
+                payload,
+            } => self.on_media(crate::live::FrameKind::Audio, timestamp, stream_id, payload)?,
+            Message::Video {
+                timestamp,
+                stream_id,
+                payload,
+            } => self.on_media(crate::live::FrameKind::Video, timestamp, stream_id, payload)?,
+            Message::Data {
+                timestamp,
+                stream_id,
+                values,
+                ..
+            } => self.on_data(timestamp, stream_id, values)?,
+            Message::GoAway => debug!(id = self.id, "ignoring Go Away from a client"),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Result<(), Close> {
+        let now = Instant::now();
+        if self.connected.is_none() && now.duration_since(self.started) >= self.core().timeout {
+            return Err(close("no connect within timeout"));
+        }
+        match self.keepalive.poll(now) {
+            Action::Nothing => {}
+            Action::SendPing => {
+                let t = self.started.elapsed().as_millis() as u32;
+                self.session
+                    .send_user_control(crate::rtmp::UserControl::PingRequest(t));
+            }
+            Action::Dead(r) => return Err(close(r)),
+        }
+        if let (Some(p), Some(c)) = (&self.publishing, &self.connected) {
+            if let Some(limit) = c.app.drop_idle_publisher {
+                if now.duration_since(p.last_media) >= limit {
+                    return Err(close("drop_idle_publisher: no media"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a frame for this player: the shared pre-chunked bytes when the
+    /// player is on the shared message stream, else a private encoding.
+    pub fn send_frame(&mut self, f: &Frame, stream_id: u32) {
+        if stream_id == SHARED_STREAM_ID {
+            if !self.session.out.is_empty() {
+                self.outq.push_back(self.session.take_output());
+            }
+            self.outq.push_back(f.chunked.clone());
+        } else {
+            let chunk = self.session.out_chunk_size();
+            let interleave = self.connected.as_ref().is_some_and(|c| c.app.interleave);
+            f.encode_for(stream_id, chunk, interleave, &mut self.session.out);
+        }
+    }
+
+    async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+        if !self.session.out.is_empty() {
+            self.outq.push_back(self.session.take_output());
+        }
+        let timeout = self.core().timeout;
+        while !self.outq.is_empty() {
+            let mut iov = [IoSlice::new(&[]); IOV];
+            let mut n_iov = 0;
+            for (slot, b) in iov.iter_mut().zip(self.outq.iter()) {
+                *slot = IoSlice::new(b);
+                n_iov += 1;
+            }
+            let n = tokio::time::timeout(timeout, sock.write_vectored(&iov[..n_iov]))
+                .await
+                .map_err(|_| close("write timeout"))??;
+            if n == 0 {
+                return Err(close("peer stopped reading"));
+            }
+            self.bytes_out += n as u64;
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = self.outq.front_mut() else {
+                    break;
+                };
+                if front.len() <= left {
+                    left -= front.len();
+                    self.outq.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn next_delivery(playing: &mut Option<Playing>) -> Result<Delivery, RecvError> {
+    match playing {
+        Some(p) => p.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,112 @@
+//! The runtime side: listeners, connection tasks, shared state.
+//!
+//! Tokio's multi-threaded runtime spreads connection tasks over every core;
+//! a connection is one task that owns its socket, its protocol session and
+//! (if it plays) its ring receiver, so nothing on the per-frame path is
+//! shared between players except the immutable frames themselves.
+
+mod commands;
+mod connection;
+mod keepalive;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::live::Registry;
+
+/// State shared by all connections.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Registry,
+    next_id: AtomicU64,
+    pub connections: AtomicUsize,
+}
+
+impl Shared {
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+pub struct Server {
+    listeners: Vec<(usize, TcpListener)>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds every `listen` of every `server {}` block.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let mut listeners = Vec::new();
+        for (i, s) in config.servers.iter().enumerate() {
+            for addr in &s.listen {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                listeners.push((i, l));
+            }
+        }
+        Ok(Server {
+            listeners,
+            shared: Arc::new(Shared {
+                config,
+                registry: Registry::new(),
+                next_id: AtomicU64::new(0),
+                connections: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Accepts connections until `shutdown` completes.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (server, listener) in self.listeners {
+            let shared = self.shared.clone();
+            tasks.spawn(accept_loop(server, listener, shared));
+        }
+        shutdown.await;
+        info!("shutting down");
+        tasks.abort_all();
+        Ok(())
+    }
+}
+
+async fn accept_loop(server: usize, listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (sock, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if let Some(max) = shared.config.max_connections {
+            if shared.connections.load(Ordering::Relaxed) >= max {
+                warn!(%addr, max, "refused: max_connections reached");
+                continue;
+            }
+        }
+        let _ = sock.set_nodelay(true);
+        let id = shared.next_id();
+        let shared = shared.clone();
+        tokio::spawn(connection::Connection::new(id, addr, server, shared).run(sock));
+    }
+}
