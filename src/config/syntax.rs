@@ -162,16 +162,40 @@ pub fn parse_str(
     let file: Arc<str> = name.into();
     let toks = tokenize(src, &file)?;
     let mut i = 0;
-    let tree = parse_block(&toks, &mut i, &file, base, depth, true)?;
-    Ok(tree)
+    let tree = parse_block(&toks, &mut i, &file, true)?;
+    expand(tree, base, depth, false)
+}
+
+/// Expands `include` at the top level and anywhere inside `rtmp {}`.
+/// Blocks Sluice ignores (`http`, `events`...) keep theirs unexpanded, so an
+/// nginx.conf that includes `/etc/nginx/mime.types` loads on any machine.
+fn expand(
+    tree: Vec<Directive>,
+    base: &Path,
+    depth: usize,
+    in_rtmp: bool,
+) -> Result<Vec<Directive>, ConfigError> {
+    let mut out = Vec::new();
+    for mut d in tree {
+        if d.name == "include" && d.block.is_none() {
+            let included = include(&d.args, &d.pos, base, depth)?;
+            out.extend(expand(included, base, depth + 1, in_rtmp)?);
+            continue;
+        }
+        if in_rtmp || d.name == "rtmp" {
+            if let Some(b) = d.block.take() {
+                d.block = Some(expand(b, base, depth, true)?);
+            }
+        }
+        out.push(d);
+    }
+    Ok(out)
 }
 
 fn parse_block(
     toks: &[(Tok, usize)],
     i: &mut usize,
     file: &Arc<str>,
-    base: &Path,
-    depth: usize,
     top: bool,
 ) -> Result<Vec<Directive>, ConfigError> {
     let mut out = Vec::new();
@@ -210,21 +234,17 @@ fn parse_block(
                 }
                 Some((Tok::Semi, _)) => {
                     *i += 1;
-                    if name == "include" {
-                        out.extend(include(&args, &pos(*line), base, depth)?);
-                    } else {
-                        out.push(Directive {
-                            name,
-                            args,
-                            block: None,
-                            pos: pos(*line),
-                        });
-                    }
+                    out.push(Directive {
+                        name,
+                        args,
+                        block: None,
+                        pos: pos(*line),
+                    });
                     break;
                 }
                 Some((Tok::Open, _)) => {
                     *i += 1;
-                    let block = parse_block(toks, i, file, base, depth, false)?;
+                    let block = parse_block(toks, i, file, false)?;
                     out.push(Directive {
                         name,
                         args,
@@ -241,7 +261,8 @@ fn parse_block(
     }
 }
 
-/// Expands `include PATTERN;` where the last path component may hold `*`.
+/// Reads the files of `include PATTERN;` (the last path component may
+/// hold `*`), unexpanded.
 fn include(
     args: &[String],
     pos: &Pos,
@@ -282,7 +303,10 @@ fn include(
     for f in files {
         let src = std::fs::read_to_string(&f)
             .map_err(|e| err(pos, format!("include \"{}\": {e}", f.display())))?;
-        out.extend(parse_str(&src, &f.display().to_string(), base, depth + 1)?);
+        let file: Arc<str> = f.display().to_string().into();
+        let toks = tokenize(&src, &file)?;
+        let mut i = 0;
+        out.extend(parse_block(&toks, &mut i, &file, true)?);
     }
     Ok(out)
 }
