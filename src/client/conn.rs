@@ -28,6 +28,9 @@ pub struct ClientConn {
     /// Message stream id from `createStream`.
     pub stream_id: u32,
     pub bytes_out: u64,
+    /// The properties object of the server's `connect` result (fmsVer,
+    /// capabilities, Enhanced RTMP `fourCcList`...).
+    pub server_props: Amf,
 }
 
 impl ClientConn {
@@ -51,6 +54,7 @@ impl ClientConn {
             url: url.clone(),
             stream_id: 0,
             bytes_out: 0,
+            server_props: Amf::Null,
         };
         let mut hs = ClientHandshake::new();
         loop {
@@ -84,6 +88,7 @@ impl ClientConn {
         if reply.name != "_result" {
             bail!("connect refused: {}", describe(&reply));
         }
+        c.server_props = reply.object;
         Ok(c)
     }
 

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::stream::Stream;
+use tokio::sync::broadcast;
+
+use super::stream::{AlreadyPublishing, Delivery, Snapshot, Stream};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamKey {
@@ -34,11 +36,36 @@ impl Registry {
         self.map().get(key).cloned()
     }
 
-    pub fn get_or_create(&self, key: &StreamKey, queue: usize) -> Arc<Stream> {
-        self.map()
+    /// Makes `id` the publisher of `key`, creating the stream if needed.
+    /// Done under the map lock so a concurrent [`Self::release`] cannot
+    /// drop the stream between its lookup and its first user.
+    pub fn publish(
+        &self,
+        key: &StreamKey,
+        queue: usize,
+        id: u64,
+    ) -> Result<Arc<Stream>, AlreadyPublishing> {
+        let mut m = self.map();
+        let s = m
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)))
-            .clone()
+            .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)));
+        s.publish(id)?;
+        Ok(s.clone())
+    }
+
+    /// Joins a player to `key` (creating an idle stream if needed), under
+    /// the map lock for the same reason as [`Self::publish`].
+    pub fn subscribe(
+        &self,
+        key: &StreamKey,
+        queue: usize,
+    ) -> (Arc<Stream>, Snapshot, broadcast::Receiver<Delivery>) {
+        let mut m = self.map();
+        let s = m
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)));
+        let (snap, rx) = s.subscribe();
+        (s.clone(), snap, rx)
     }
 
     /// Drops the stream if nobody uses it any more.

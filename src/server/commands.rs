@@ -310,8 +310,7 @@ impl Connection {
         }
         let key = self.stream_key(&name);
         let queue = self.core().out_queue;
-        let stream = self.shared.registry.get_or_create(&key, queue);
-        if stream.publish(self.id).is_err() {
+        let Ok(stream) = self.shared.registry.publish(&key, queue, self.id) else {
             warn!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish refused: already publishing");
             self.status(
                 stream_id,
@@ -319,9 +318,8 @@ impl Connection {
                 "NetStream.Publish.BadName",
                 "Already publishing",
             );
-            self.shared.registry.release(&key);
             return Ok(());
-        }
+        };
         self.session
             .send_user_control(UserControl::StreamBegin(stream_id));
         self.status(
@@ -386,7 +384,6 @@ impl Connection {
             return Ok(());
         }
         let queue = self.core().out_queue;
-        let stream = self.shared.registry.get_or_create(&key, queue);
         self.session
             .send_user_control(UserControl::StreamBegin(stream_id));
         self.status(
@@ -405,7 +402,7 @@ impl Connection {
                 Amf::Boolean(true),
             ],
         );
-        let (snap, rx) = stream.subscribe();
+        let (stream, snap, rx) = self.shared.registry.subscribe(&key, queue);
         let mut filter = PlayerFilter::new(app.wait_key, app.wait_video);
         if snap.publishing && app.publish_notify {
             self.status(

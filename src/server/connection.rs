@@ -139,7 +139,6 @@ impl Connection {
 
     pub async fn run(mut self, mut sock: TcpStream) {
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
-        debug!(id = self.id, addr = %self.addr, "accepted");
         let reason = match self.serve(&mut sock).await {
             Ok(()) => "server closed".to_owned(),
             Err(Close::Reason(r)) => r,

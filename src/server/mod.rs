@@ -106,6 +106,7 @@ async fn accept_loop(server: usize, listener: TcpListener, shared: Arc<Shared>) 
         }
         let _ = sock.set_nodelay(true);
         let id = shared.next_id();
+        info!(id, %addr, "open");
         let shared = shared.clone();
         tokio::spawn(connection::Connection::new(id, addr, server, shared).run(sock));
     }
