@@ -185,6 +185,8 @@ impl Connection {
                 Delivery(Result<Delivery, RecvError>),
                 Tick,
             }
+            // Without spare room, read_buf would read 64 bytes at a time.
+            self.input.reserve(16 * 1024);
             let ev = tokio::select! {
                 r = sock.read_buf(&mut self.input) => Ev::Read(r),
                 d = next_delivery(&mut self.playing) => Ev::Delivery(d),
@@ -240,7 +242,8 @@ impl Connection {
                 if n == 0 {
                     return Err(close("peer closed during handshake"));
                 }
-                self.session.note_received(0);
+                // counted in bytes_in; no ack window is set yet
+                self.session.note_received(n);
             }
         };
         tokio::time::timeout(timeout, fut)
