@@ -8,6 +8,7 @@
 //! error that says so, because silently ignoring e.g. `on_publish` would
 //! open a locked-down server to everyone.
 
+pub mod access;
 pub mod syntax;
 mod units;
 
@@ -45,6 +46,58 @@ pub struct ServerConf {
     pub listen: Vec<SocketAddr>,
     pub core: CoreConf,
     pub apps: Vec<AppConf>,
+    /// `on_connect`/`on_disconnect` and the settings they use (server scope).
+    pub notify: NotifyConf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyMethod {
+    Get,
+    Post,
+}
+
+/// Notification URLs and settings. At server scope only `on_connect` and
+/// `on_disconnect` are used; at application scope the stream calls.
+#[derive(Debug, Clone)]
+pub struct NotifyConf {
+    pub on_connect: Option<String>,
+    pub on_disconnect: Option<String>,
+    pub on_publish: Option<String>,
+    pub on_play: Option<String>,
+    pub on_done: Option<String>,
+    pub on_publish_done: Option<String>,
+    pub on_play_done: Option<String>,
+    pub on_update: Option<String>,
+    pub method: NotifyMethod,
+    pub timeout: Duration,
+    pub update_timeout: Duration,
+    pub update_strict: bool,
+    pub relay_redirect: bool,
+}
+
+impl NotifyConf {
+    fn from_lookup(l: &Lookup) -> NotifyConf {
+        let url = |n: &str| l.raw(n).map(str::to_owned);
+        NotifyConf {
+            on_connect: url("on_connect"),
+            on_disconnect: url("on_disconnect"),
+            on_publish: url("on_publish"),
+            on_play: url("on_play"),
+            on_done: url("on_done"),
+            on_publish_done: url("on_publish_done"),
+            on_play_done: url("on_play_done"),
+            on_update: url("on_update"),
+            method: if l.raw("notify_method") == Some("get") {
+                NotifyMethod::Get
+            } else {
+                NotifyMethod::Post
+            },
+            timeout: l.msec("netcall_timeout", 10_000),
+            update_timeout: l.msec("notify_update_timeout", 30_000),
+            update_strict: l.flag("notify_update_strict", false),
+            relay_redirect: l.flag("notify_relay_redirect", false),
+        }
+    }
 }
 
 /// Connection-level settings (server scope in nginx-rtmp).
@@ -84,6 +137,9 @@ pub struct AppConf {
     pub play_restart: bool,
     pub interleave: bool,
     pub gop_cache: bool,
+    pub notify: NotifyConf,
+    /// `allow`/`deny` rules in force (the innermost block that has any).
+    pub access: Vec<access::Rule>,
 }
 
 const MAIN: u8 = 1;
@@ -92,6 +148,10 @@ const APP: u8 = 4;
 
 #[derive(Clone, Copy)]
 enum Kind {
+    /// An http:// or https:// notification URL.
+    Url,
+    /// `get` or `post`.
+    Method,
     Flag,
     Msec,
     Num,
@@ -116,6 +176,13 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "drop_idle_publisher" | "sync" => (MAIN | SRV | APP, Kind::Msec),
         "meta" => (MAIN | SRV | APP, Kind::Meta),
         "stream_buckets" | "buffer" => (MAIN | SRV | APP, Kind::Inert(1)),
+        "on_connect" | "on_disconnect" => (MAIN | SRV, Kind::Url),
+        "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" | "on_update" => {
+            (MAIN | SRV | APP, Kind::Url)
+        }
+        "notify_method" => (MAIN | SRV | APP, Kind::Method),
+        "netcall_timeout" | "notify_update_timeout" => (MAIN | SRV | APP, Kind::Msec),
+        "notify_update_strict" | "notify_relay_redirect" => (MAIN | SRV | APP, Kind::Flag),
         _ => return None,
     })
 }
@@ -123,25 +190,10 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
-    "allow",
-    "deny",
-    "on_connect",
-    "on_disconnect",
-    "on_publish",
-    "on_play",
-    "on_publish_done",
-    "on_play_done",
-    "on_done",
     "on_record_done",
     "on_record_started",
-    "on_update",
     "on_playlist",
-    "notify_method",
-    "notify_update_timeout",
-    "notify_update_strict",
-    "notify_relay_redirect",
     "notify_send_redirect",
-    "netcall_timeout",
     "netcall_buffer",
     "exec",
     "exec_push",
@@ -236,8 +288,18 @@ impl Interp {
         }
     }
 
-    /// Validates a simple directive in scope `at` and records it in `into`.
-    fn simple(&mut self, d: &Directive, at: u8, into: &mut Scope) {
+    /// Validates a simple directive in scope `at` and records it in `into`
+    /// (or, for `allow`/`deny`, appends to `rules`).
+    fn simple(&mut self, d: &Directive, at: u8, into: &mut Scope, rules: &mut Vec<access::Rule>) {
+        if d.name == "allow" || d.name == "deny" {
+            match access::parse_rule(d.name == "allow", &d.args) {
+                Ok(r) => rules.push(r),
+                Err(e) => self
+                    .errors
+                    .push(err(&d.pos, format!("{e} in \"{}\" directive", d.name))),
+            }
+            return;
+        }
         if d.block.is_some() {
             self.errors.push(err(
                 &d.pos,
@@ -281,6 +343,8 @@ impl Interp {
         }
         let v = &d.args[0];
         let ok = match kind {
+            Kind::Url => v.starts_with("http://") || v.starts_with("https://"),
+            Kind::Method => v == "get" || v == "post",
             Kind::Flag => v == "on" || v == "off",
             Kind::Msec => parse_msec(v).is_some(),
             Kind::Num => v.parse::<u32>().is_ok(),
@@ -290,6 +354,8 @@ impl Interp {
         };
         if !ok {
             let expect = match kind {
+                Kind::Url => "expected an http:// or https:// URL",
+                Kind::Method => "it must be \"get\" or \"post\"",
                 Kind::Flag => "it must be \"on\" or \"off\"",
                 Kind::Msec => "expected a time such as 500ms, 30s or 1m",
                 Kind::Num => "expected a number",
@@ -459,6 +525,7 @@ impl Config {
         };
 
         let mut main = Scope::new();
+        let mut main_rules = Vec::new();
         let mut server_blocks = Vec::new();
         for d in rtmp.block.as_deref().unwrap_or_default() {
             match d.name.as_str() {
@@ -473,7 +540,7 @@ impl Config {
                     &d.pos,
                     format!("\"{}\" directive is not allowed in rtmp {{}}", d.name),
                 )),
-                _ => it.simple(d, MAIN, &mut main),
+                _ => it.simple(d, MAIN, &mut main, &mut main_rules),
             }
         }
 
@@ -481,6 +548,7 @@ impl Config {
         let mut seen_listen: HashMap<SocketAddr, Pos> = HashMap::new();
         for (sd, block) in server_blocks {
             let mut srv = Scope::new();
+            let mut srv_rules = Vec::new();
             let mut listen = Vec::new();
             let mut app_blocks: Vec<(&Directive, &Vec<Directive>)> = Vec::new();
             for d in block {
@@ -523,7 +591,7 @@ impl Config {
                         &d.pos,
                         format!("\"{}\" directive is not allowed in server {{}}", d.name),
                     )),
-                    _ => it.simple(d, SRV, &mut srv),
+                    _ => it.simple(d, SRV, &mut srv, &mut srv_rules),
                 }
             }
             if listen.is_empty() {
@@ -553,6 +621,7 @@ impl Config {
             let mut apps = Vec::new();
             for (ad, block) in app_blocks {
                 let mut app = Scope::new();
+                let mut app_rules = Vec::new();
                 for d in block {
                     match d.name.as_str() {
                         "application" | "listen" | "server" => it.errors.push(err(
@@ -562,7 +631,7 @@ impl Config {
                                 d.name
                             ),
                         )),
-                        _ => it.simple(d, APP, &mut app),
+                        _ => it.simple(d, APP, &mut app, &mut app_rules),
                     }
                 }
                 let l = Lookup(vec![&app, &srv, &main]);
@@ -584,9 +653,21 @@ impl Config {
                     play_restart: l.flag("play_restart", false),
                     interleave: l.flag("interleave", false),
                     gop_cache: l.flag("gop_cache", true),
+                    notify: NotifyConf::from_lookup(&l),
+                    access: [&app_rules, &srv_rules, &main_rules]
+                        .into_iter()
+                        .find(|r| !r.is_empty())
+                        .cloned()
+                        .unwrap_or_default(),
                 });
             }
-            servers.push(ServerConf { listen, core, apps });
+            let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
+            servers.push(ServerConf {
+                listen,
+                core,
+                apps,
+                notify,
+            });
         }
         if servers.is_empty() {
             it.errors
@@ -695,6 +776,35 @@ mod tests {
             "{e:?}"
         );
         assert!(e[1].starts_with("f.conf:5: duplicate"), "{e:?}");
+    }
+
+    #[test]
+    fn notify_and_access() {
+        let c = Config::parse(
+            "rtmp { notify_method get; server { listen 1935; on_connect http://h/c; deny play all;\n\
+             application a { live on; on_publish http://h/p; allow publish 127.0.0.1; deny publish all; }\n\
+             application b { live on; netcall_timeout 2s; } } }",
+            "t",
+        )
+        .unwrap();
+        let s = &c.servers[0];
+        assert_eq!(s.notify.on_connect.as_deref(), Some("http://h/c"));
+        assert_eq!(s.notify.method, NotifyMethod::Get);
+        let a = s.app("a").unwrap();
+        assert_eq!(a.notify.on_publish.as_deref(), Some("http://h/p"));
+        assert_eq!(a.notify.timeout, Duration::from_secs(10));
+        assert_eq!(a.access.len(), 2, "app rules replace inherited ones");
+        let b = s.app("b").unwrap();
+        assert_eq!(b.access.len(), 1, "inherits the server's rules");
+        assert_eq!(b.notify.timeout, Duration::from_secs(2));
+        let e =
+            errors("rtmp {\n server {\n  application a {\n   on_connect http://x/;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:4: \"on_connect\" directive is not allowed in application {}"]
+        );
+        let e = errors("rtmp {\n server {\n  on_publish ftp://x/;\n  allow watch all;\n }\n}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
     }
 
     #[test]
