@@ -16,5 +16,6 @@ pub mod client;
 pub mod config;
 pub mod flv;
 pub mod live;
+pub mod notify;
 pub mod rtmp;
 pub mod server;

@@ -9,6 +9,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
 use super::connection::{close, Close, Connected, Connection, Playing, Publishing};
+use super::hooks::{Armed, PendingCmd};
+use crate::config::access::Action;
 use crate::config::Meta;
 use crate::flv::{self, MediaInfo, VIDEO_FOURCCS};
 use crate::live::player::PlayerFilter;
@@ -171,6 +173,20 @@ impl Connection {
         if self.connected.is_some() {
             return Err(close("second connect on one connection"));
         }
+        match self.connect_hook(&cmd) {
+            Some(call) => self.suspend(call, PendingCmd::Connect(cmd)),
+            None => self.finish_connect(cmd, None)?,
+        }
+        Ok(())
+    }
+
+    /// Completes `connect`, with the application renamed by on_connect's
+    /// redirect when `app_override` is set.
+    pub(super) fn finish_connect(
+        &mut self,
+        cmd: Command,
+        app_override: Option<String>,
+    ) -> Result<(), Close> {
         let obj = cmd.object.clone();
         let get = |k: &str| {
             obj.get(k)
@@ -185,6 +201,9 @@ impl Connection {
         // application is the first path segment, as in nginx-rtmp.
         if let Some((first, _)) = app_name.split_once('/') {
             app_name = first.to_owned();
+        }
+        if let Some(app) = app_override {
+            app_name = app;
         }
         if args.is_empty() {
             if let Some((_, a)) = tc_url.split_once('?') {
@@ -275,7 +294,8 @@ impl Connection {
     }
 
     fn on_publish(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
-        let (name, _args) = split_args(cmd.arg_str(0).unwrap_or_default());
+        let (name, args) = split_args(cmd.arg_str(0).unwrap_or_default());
+        let kind = cmd.arg_str(1).unwrap_or("live").to_owned();
         let app = self
             .connected
             .as_ref()
@@ -308,6 +328,38 @@ impl Connection {
             );
             return Ok(());
         }
+        if !self.access_allows(stream_id, Action::Publish) {
+            return Ok(());
+        }
+        self.fire_done();
+        self.armed = Some(Armed {
+            publish: true,
+            name: name.clone(),
+            args: args.clone(),
+        });
+        match self.publish_hook(&name, &args, &kind) {
+            Some(call) => self.suspend(
+                call,
+                PendingCmd::Publish {
+                    stream_id,
+                    name,
+                    args,
+                    kind,
+                },
+            ),
+            None => self.finish_publish(stream_id, name, args, kind)?,
+        }
+        Ok(())
+    }
+
+    /// Completes `publish` once access and on_publish allowed it.
+    pub(super) fn finish_publish(
+        &mut self,
+        stream_id: u32,
+        name: String,
+        _args: String,
+        _kind: String,
+    ) -> Result<(), Close> {
         let key = self.stream_key(&name);
         let queue = self.core().out_queue;
         let Ok(stream) = self.shared.registry.publish(&key, queue, self.id) else {
@@ -341,7 +393,7 @@ impl Connection {
     }
 
     fn on_play(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
-        let (name, _args) = split_args(cmd.arg_str(0).unwrap_or_default());
+        let (name, args) = split_args(cmd.arg_str(0).unwrap_or_default());
         let app = self
             .connected
             .as_ref()
@@ -365,7 +417,42 @@ impl Connection {
             );
             return Ok(());
         }
+        if !self.access_allows(stream_id, Action::Play) {
+            return Ok(());
+        }
         self.stop_playing();
+        self.fire_done();
+        self.armed = Some(Armed {
+            publish: false,
+            name: name.clone(),
+            args: args.clone(),
+        });
+        match self.play_hook(&name, &args, &cmd) {
+            Some(call) => self.suspend(
+                call,
+                PendingCmd::Play {
+                    stream_id,
+                    name,
+                    args,
+                },
+            ),
+            None => self.finish_play(stream_id, name, args)?,
+        }
+        Ok(())
+    }
+
+    /// Completes `play` once access and on_play allowed it.
+    pub(super) fn finish_play(
+        &mut self,
+        stream_id: u32,
+        name: String,
+        _args: String,
+    ) -> Result<(), Close> {
+        let app = self
+            .connected
+            .as_ref()
+            .map(|c| c.app.clone())
+            .ok_or_else(|| close("no app"))?;
         let key = self.stream_key(&name);
         if !app.idle_streams
             && !self

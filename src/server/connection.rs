@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tracing::{debug, info};
 
+use super::hooks::{Armed, Pending};
 use super::keepalive::{Action, Keepalive};
 use super::Shared;
 use crate::config::{AppConf, CoreConf};
@@ -27,6 +28,7 @@ use crate::live::frame::SHARED_STREAM_ID;
 use crate::live::player::PlayerFilter;
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Delivery, Frame, Stream, StreamKey};
+use crate::notify::Answer;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::handshake::ServerHandshake;
 use crate::rtmp::{Amf, Message, Session};
@@ -98,6 +100,10 @@ pub struct Connection {
     bytes_out: u64,
     started: Instant,
     keepalive: Keepalive,
+    /// A command suspended until its notification answers.
+    pub pending: Option<Pending>,
+    /// A publish/play whose done notifications are owed.
+    pub armed: Option<Armed>,
     /// Role and stream for the close log, kept after the stream ends
     /// (publishers usually deleteStream before they hang up).
     pub role: (&'static str, String),
@@ -128,9 +134,20 @@ impl Connection {
             bytes_out: 0,
             started: now,
             keepalive,
+            pending: None,
+            armed: None,
             role: ("none", String::new()),
             shared,
         }
+    }
+
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+
+    /// When the connection was accepted.
+    pub fn started_at(&self) -> Instant {
+        self.started
     }
 
     pub fn core(&self) -> &CoreConf {
@@ -145,6 +162,7 @@ impl Connection {
             Err(Close::Io(e)) => format!("i/o error: {e}"),
         };
         let dropped = self.playing.as_ref().map_or(0, |p| p.filter.dropped);
+        self.pending = None;
         let app = self
             .connected
             .as_ref()
@@ -153,6 +171,8 @@ impl Connection {
         let (role, stream) = self.role.clone();
         self.stop_publishing();
         self.stop_playing();
+        self.fire_done();
+        self.fire_disconnect();
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         info!(
             id = self.id,
@@ -183,12 +203,17 @@ impl Connection {
             enum Ev {
                 Read(std::io::Result<usize>),
                 Delivery(Result<Delivery, RecvError>),
+                Answer(Answer),
                 Tick,
             }
+            // While a command waits for its hook, stop reading once a
+            // message's worth is buffered: the client must not grow it.
+            let can_read = self.pending.is_none() || self.input.len() < self.core().max_message;
             // Without spare room, read_buf would read 64 bytes at a time.
             self.input.reserve(16 * 1024);
             let ev = tokio::select! {
-                r = sock.read_buf(&mut self.input) => Ev::Read(r),
+                r = sock.read_buf(&mut self.input), if can_read => Ev::Read(r),
+                a = pending_answer(&mut self.pending) => Ev::Answer(a),
                 d = next_delivery(&mut self.playing) => Ev::Delivery(d),
                 _ = tick.tick() => Ev::Tick,
             };
@@ -216,6 +241,12 @@ impl Connection {
                             Err(_) => break,
                         }
                     }
+                }
+                Ev::Answer(a) => {
+                    if let Some(p) = self.pending.take() {
+                        self.on_answer(p.cmd, a)?;
+                    }
+                    self.process_input()?;
                 }
                 Ev::Tick => self.on_tick()?,
             }
@@ -254,7 +285,7 @@ impl Connection {
     }
 
     fn process_input(&mut self) -> Result<(), Close> {
-        while self.close_after_flush.is_none() {
+        while self.close_after_flush.is_none() && self.pending.is_none() {
             let msg = match self.session.next_message(&mut self.input) {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
@@ -363,6 +394,16 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+async fn pending_answer(pending: &mut Option<Pending>) -> Answer {
+    match pending {
+        // A hook task that died answers as a rejection.
+        Some(p) => (&mut p.rx)
+            .await
+            .unwrap_or(Answer::Reject("notification task failed".into())),
+        None => std::future::pending().await,
     }
 }
 

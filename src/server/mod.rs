@@ -7,6 +7,7 @@
 
 mod commands;
 mod connection;
+mod hooks;
 mod keepalive;
 
 use std::net::SocketAddr;
@@ -24,6 +25,9 @@ use crate::live::Registry;
 pub struct Shared {
     pub config: Config,
     pub registry: Registry,
+    pub notifier: crate::notify::Notifier,
+    /// Process start, the zero of `epoch` in on_connect.
+    pub started: std::time::Instant,
     next_id: AtomicU64,
     pub connections: AtomicUsize,
 }
@@ -56,6 +60,8 @@ impl Server {
             shared: Arc::new(Shared {
                 config,
                 registry: Registry::new(),
+                notifier: crate::notify::Notifier::new(),
+                started: std::time::Instant::now(),
                 next_id: AtomicU64::new(0),
                 connections: AtomicUsize::new(0),
             }),

@@ -254,3 +254,167 @@ pub fn interrupt(child: &Child) {
         .args(["-INT", &child.id().to_string()])
         .status();
 }
+
+/// One request seen by [`HookServer`].
+#[derive(Debug, Clone)]
+pub struct HookReq {
+    pub method: String,
+    pub path: String,
+    pub content_type: String,
+    /// The form fields, from the body (POST) or the query (GET), in order.
+    pub fields: Vec<(String, String)>,
+    pub raw: String,
+}
+
+impl HookReq {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn keys(&self) -> Vec<&str> {
+        self.fields.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// What the hook server answers: status, optional Location, delay.
+pub type HookRule = dyn Fn(&HookReq) -> (u16, Option<String>, Duration) + Send + Sync;
+
+/// A plain HTTP/1.1 server on loopback that records every request and
+/// answers by a rule, standing in for an auth backend.
+pub struct HookServer {
+    pub port: u16,
+    reqs: std::sync::Arc<std::sync::Mutex<Vec<HookReq>>>,
+}
+
+fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), unescape(v))
+        })
+        .collect()
+}
+
+pub fn unescape(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl HookServer {
+    pub fn start(
+        rule: impl Fn(&HookReq) -> (u16, Option<String>, Duration) + Send + Sync + 'static,
+    ) -> HookServer {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let reqs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rule: std::sync::Arc<HookRule> = std::sync::Arc::new(rule);
+        let r2 = reqs.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let reqs = r2.clone();
+                let rule = rule.clone();
+                std::thread::spawn(move || {
+                    let mut rd = BufReader::new(conn.try_clone().unwrap());
+                    let mut w = conn;
+                    loop {
+                        let mut line = String::new();
+                        if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let method = parts.next().unwrap_or_default().to_owned();
+                        let target = parts.next().unwrap_or_default().to_owned();
+                        let mut len = 0;
+                        let mut ctype = String::new();
+                        loop {
+                            let mut h = String::new();
+                            if rd.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            let (k, v) = h.split_once(':').unwrap_or((h, ""));
+                            match k.to_ascii_lowercase().as_str() {
+                                "content-length" => len = v.trim().parse().unwrap_or(0),
+                                "content-type" => ctype = v.trim().to_owned(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if std::io::Read::read_exact(&mut rd, &mut body).is_err() {
+                            return;
+                        }
+                        let body = String::from_utf8_lossy(&body).into_owned();
+                        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                        let raw = if method == "GET" {
+                            query.to_owned()
+                        } else {
+                            body
+                        };
+                        let req = HookReq {
+                            method,
+                            path: path.to_owned(),
+                            content_type: ctype,
+                            fields: parse_form(&raw),
+                            raw,
+                        };
+                        reqs.lock().unwrap().push(req.clone());
+                        let (status, location, delay) = rule(&req);
+                        std::thread::sleep(delay);
+                        let loc = location
+                            .map(|l| format!("Location: {l}\r\n"))
+                            .unwrap_or_default();
+                        let resp = format!("HTTP/1.1 {status} X\r\n{loc}Content-Length: 0\r\n\r\n");
+                        if w.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HookServer { port, reqs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<HookReq> {
+        self.reqs.lock().unwrap().clone()
+    }
+
+    /// Waits until a request for `path` has arrived.
+    pub fn wait_for(&self, path: &str, limit: Duration) -> HookReq {
+        let t = Instant::now();
+        loop {
+            if let Some(r) = self.requests().into_iter().find(|r| r.path == path) {
+                return r;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "no {path} call; got {:?}",
+                self.requests()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

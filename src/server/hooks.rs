@@ -1,0 +1,331 @@
+//! Where notifications and access control hook into a connection's life:
+//! checked calls suspend a command until their answer arrives, `done` and
+//! `disconnect` calls are fired once when streams and connections end.
+
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::connection::{Close, Connection};
+use crate::config::access::{self, Action};
+use crate::notify::{Answer, Call, Form, SessionFields};
+use crate::rtmp::amf::object;
+use crate::rtmp::{Amf, Command};
+
+/// A command waiting for its notification's answer.
+pub enum PendingCmd {
+    Connect(Command),
+    Publish {
+        stream_id: u32,
+        name: String,
+        args: String,
+        kind: String,
+    },
+    Play {
+        stream_id: u32,
+        name: String,
+        args: String,
+    },
+}
+
+pub struct Pending {
+    pub cmd: PendingCmd,
+    pub rx: oneshot::Receiver<Answer>,
+}
+
+/// A publish or play that was announced (its hook sent or its stream
+/// started): `*_done` and `done` are owed for it exactly once.
+pub struct Armed {
+    pub publish: bool,
+    pub name: String,
+    pub args: String,
+}
+
+impl Connection {
+    pub(super) fn session_fields(&self) -> SessionFields {
+        let c = self.connected.as_ref();
+        let get = |k: &str| {
+            c.and_then(|c| c.object.get(k))
+                .and_then(Amf::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        SessionFields {
+            app: c.map(|c| c.app_name.clone()).unwrap_or_default(),
+            flashver: get("flashVer"),
+            swfurl: get("swfUrl"),
+            tcurl: get("tcUrl"),
+            pageurl: get("pageUrl"),
+            addr: self.addr.ip().to_canonical().to_string(),
+            clientid: self.id,
+        }
+    }
+
+    fn call(&self, url: &str, name: &'static str, form: Form) -> Call {
+        let notify = match &self.connected {
+            Some(c) => &c.app.notify,
+            None => &self.shared.config.servers[self.server].notify,
+        };
+        Call {
+            url: url.to_owned(),
+            method: notify.method,
+            timeout: notify.timeout,
+            form,
+            name,
+        }
+    }
+
+    /// Sends a checked call; the command resumes in [`Self::on_answer`].
+    pub(super) fn suspend(&mut self, call: Call, cmd: PendingCmd) {
+        let (tx, rx) = oneshot::channel();
+        let notifier = self.shared.notifier.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(notifier.call(&call).await);
+        });
+        self.pending = Some(Pending { cmd, rx });
+    }
+
+    /// `on_connect`, built from the connect command itself as nginx does
+    /// (no clientid; `epoch`; the connection args raw).
+    pub(super) fn connect_hook(&self, cmd: &Command) -> Option<Call> {
+        let url = self.shared.config.servers[self.server]
+            .notify
+            .on_connect
+            .clone()?;
+        let o = &cmd.object;
+        let get = |k: &str| {
+            o.get(k)
+                .and_then(Amf::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let raw_app = get("app");
+        let (app, mut args) = super::commands::split_args(&raw_app);
+        if args.is_empty() {
+            args = get("tcUrl")
+                .split_once('?')
+                .map(|(_, a)| a.to_owned())
+                .unwrap_or_default();
+        }
+        let epoch = self
+            .started_at()
+            .duration_since(self.shared.started)
+            .as_millis();
+        let form = Form::new()
+            .field("app", &app)
+            .field("flashver", &get("flashVer"))
+            .field("swfurl", &get("swfUrl"))
+            .field("tcurl", &get("tcUrl"))
+            .field("pageurl", &get("pageUrl"))
+            .field("addr", &self.addr.ip().to_canonical().to_string())
+            .field("epoch", &epoch.to_string())
+            .field("call", "connect")
+            .raw(&args);
+        Some(self.call(&url, "connect", form))
+    }
+
+    pub(super) fn publish_hook(&self, name: &str, args: &str, kind: &str) -> Option<Call> {
+        let url = self.connected.as_ref()?.app.notify.on_publish.clone()?;
+        let form = self
+            .session_fields()
+            .form()
+            .field("call", "publish")
+            .field("name", name)
+            .field("type", kind)
+            .raw(args);
+        Some(self.call(&url, "publish", form))
+    }
+
+    pub(super) fn play_hook(&self, name: &str, args: &str, cmd: &Command) -> Option<Call> {
+        let url = self.connected.as_ref()?.app.notify.on_play.clone()?;
+        // start/duration as unsigned 32-bit milliseconds, as nginx prints them
+        let ms = |i: usize, d: f64| (cmd.arg_f64(i).unwrap_or(d) as i64 as u32).to_string();
+        let reset = cmd.args.get(3).is_some_and(Amf::truthy) as u8;
+        let form = self
+            .session_fields()
+            .form()
+            .field("call", "play")
+            .field("name", name)
+            .field("start", &ms(1, -2000.0))
+            .field("duration", &ms(2, -1.0))
+            .field("reset", &reset.to_string())
+            .raw(args);
+        Some(self.call(&url, "play", form))
+    }
+
+    /// Access rules for publish/play; false after queuing the refusal.
+    pub(super) fn access_allows(&mut self, stream_id: u32, action: Action) -> bool {
+        let Some(c) = &self.connected else {
+            return false;
+        };
+        if access::permits(&c.app.access, self.addr.ip(), action) {
+            return true;
+        }
+        let (code, what) = match action {
+            Action::Publish => ("NetStream.Publish.Unauthorized", "publish"),
+            Action::Play => ("NetStream.Play.Failed", "play"),
+        };
+        warn!(id = self.id, addr = %self.addr, "{what} denied by access rules");
+        self.status(stream_id, "error", code, &format!("Access denied ({what})"));
+        self.close_after_flush = Some(format!("{what} denied by access rules"));
+        false
+    }
+
+    /// Resumes the suspended command with its answer.
+    pub(super) fn on_answer(&mut self, cmd: PendingCmd, answer: Answer) -> Result<(), Close> {
+        match (cmd, answer) {
+            (PendingCmd::Connect(cmd), Answer::Continue) => self.finish_connect(cmd, None),
+            (PendingCmd::Connect(cmd), Answer::Redirect(app)) => {
+                info!(id = self.id, app, "on_connect redirected the application");
+                self.finish_connect(cmd, Some(app))
+            }
+            (PendingCmd::Connect(cmd), Answer::Reject(why)) => {
+                warn!(id = self.id, addr = %self.addr, "connect rejected by on_connect: {why}");
+                let info = object([
+                    ("level", Amf::str("error")),
+                    ("code", Amf::str("NetConnection.Connect.Rejected")),
+                    (
+                        "description",
+                        Amf::String(format!("Rejected by on_connect ({why})")),
+                    ),
+                ]);
+                self.session.send_command(
+                    0,
+                    &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+                );
+                self.close_after_flush = Some(format!("on_connect rejected: {why}"));
+                Ok(())
+            }
+            (
+                PendingCmd::Publish {
+                    stream_id,
+                    name,
+                    args,
+                    kind,
+                },
+                answer,
+            ) => match answer {
+                Answer::Continue => self.finish_publish(stream_id, name, args, kind),
+                Answer::Redirect(loc) if loc.starts_with("rtmp://") => self.refuse(
+                    stream_id,
+                    "NetStream.Publish.Unauthorized",
+                    "publish",
+                    "relay redirects are not implemented yet",
+                ),
+                Answer::Redirect(new) => {
+                    info!(
+                        id = self.id,
+                        from = name,
+                        to = new,
+                        "on_publish renamed the stream"
+                    );
+                    self.armed_rename(&new);
+                    self.finish_publish(stream_id, new, args, kind)
+                }
+                Answer::Reject(why) => {
+                    self.refuse(stream_id, "NetStream.Publish.Unauthorized", "publish", &why)
+                }
+            },
+            (
+                PendingCmd::Play {
+                    stream_id,
+                    name,
+                    args,
+                },
+                answer,
+            ) => match answer {
+                Answer::Continue => self.finish_play(stream_id, name, args),
+                Answer::Redirect(loc) if loc.starts_with("rtmp://") => self.refuse(
+                    stream_id,
+                    "NetStream.Play.Failed",
+                    "play",
+                    "relay redirects are not implemented yet",
+                ),
+                Answer::Redirect(new) => {
+                    info!(
+                        id = self.id,
+                        from = name,
+                        to = new,
+                        "on_play renamed the stream"
+                    );
+                    self.armed_rename(&new);
+                    self.finish_play(stream_id, new, args)
+                }
+                Answer::Reject(why) => {
+                    self.refuse(stream_id, "NetStream.Play.Failed", "play", &why)
+                }
+            },
+        }
+    }
+
+    fn armed_rename(&mut self, new: &str) {
+        if let Some(a) = self.armed.as_mut() {
+            a.name = new.to_owned();
+        }
+    }
+
+    fn refuse(&mut self, stream_id: u32, code: &str, what: &str, why: &str) -> Result<(), Close> {
+        warn!(id = self.id, addr = %self.addr, "{what} rejected by on_{what}: {why}");
+        self.status(
+            stream_id,
+            "error",
+            code,
+            &format!("Rejected by on_{what} ({why})"),
+        );
+        self.close_after_flush = Some(format!("on_{what} rejected: {why}"));
+        Ok(())
+    }
+
+    /// Fires `publish_done`/`play_done` then `done` for the armed stream.
+    pub(super) fn fire_done(&mut self) {
+        let Some(a) = self.armed.take() else { return };
+        let Some(c) = &self.connected else { return };
+        let n = &c.app.notify;
+        let specific = if a.publish {
+            n.on_publish_done.clone().map(|u| (u, "publish_done"))
+        } else {
+            n.on_play_done.clone().map(|u| (u, "play_done"))
+        };
+        let calls: Vec<(String, &'static str)> = specific
+            .into_iter()
+            .chain(n.on_done.clone().map(|u| (u, "done")))
+            .collect();
+        for (url, name) in calls {
+            let form = self
+                .session_fields()
+                .form()
+                .field("call", name)
+                .field("name", &a.name)
+                .field("bytes_in", &self.session.bytes_received().to_string())
+                .field("bytes_out", &self.bytes_out().to_string())
+                .raw(&a.args);
+            let call = self.call(&url, name, form);
+            self.shared.notifier.fire(call);
+        }
+    }
+
+    /// Fires `on_disconnect`, for every connection, connected or not.
+    pub(super) fn fire_disconnect(&mut self) {
+        let Some(url) = self.shared.config.servers[self.server]
+            .notify
+            .on_disconnect
+            .clone()
+        else {
+            return;
+        };
+        let fields = self.session_fields();
+        let args = self
+            .connected
+            .as_ref()
+            .map(|c| c.args.clone())
+            .unwrap_or_default();
+        let form = fields
+            .form()
+            .field("call", "disconnect")
+            .field("app", &fields.app)
+            .field("bytes_in", &self.session.bytes_received().to_string())
+            .field("bytes_out", &self.bytes_out().to_string())
+            .raw(&args);
+        let call = self.call(&url, "disconnect", form);
+        self.shared.notifier.fire(call);
+    }
+}
