@@ -342,3 +342,57 @@ fn allow_deny_in_order() {
     );
     assert!(!p.status.success(), "play denied");
 }
+
+#[test]
+fn on_update_repeats_and_a_non_2xx_answer_ends_the_session() {
+    let hooks = HookServer::start(|r| {
+        if r.get("name") == Some("cut") {
+            (403, None, Duration::ZERO)
+        } else {
+            OK
+        }
+    });
+    let s = server_with(
+        "",
+        &format!("notify_update_timeout 1s; on_update {};", hooks.url("/u")),
+    );
+    let src = make_source(s.dir.path(), 4);
+    let out = wait_for(
+        ffmpeg_publish_file(&src, &s.url("keep")),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "2xx updates keep the session");
+    let ups: Vec<_> = hooks
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/u")
+        .collect();
+    assert!(ups.len() >= 2, "{ups:#?}");
+    assert_eq!(
+        ups[0].keys(),
+        [
+            "app",
+            "flashver",
+            "swfurl",
+            "tcurl",
+            "pageurl",
+            "addr",
+            "clientid",
+            "call",
+            "time",
+            "timestamp",
+            "name"
+        ]
+    );
+    assert_eq!(ups[0].get("call"), Some("update_publish"));
+    assert!(ups[1].get("timestamp").unwrap().parse::<u32>().unwrap() > 1000);
+
+    let t = Instant::now();
+    let out = wait_for(
+        ffmpeg_publish_file(&src, &s.url("cut")),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "403 on update drops the publisher");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    assert!(s.log().contains("on_update rejected: HTTP 403"));
+}

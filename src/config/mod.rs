@@ -67,6 +67,7 @@ pub struct NotifyConf {
     pub on_done: Option<String>,
     pub on_publish_done: Option<String>,
     pub on_play_done: Option<String>,
+    pub on_update: Option<String>,
     pub method: NotifyMethod,
     pub timeout: Duration,
     pub update_timeout: Duration,
@@ -85,6 +86,7 @@ impl NotifyConf {
             on_done: url("on_done"),
             on_publish_done: url("on_publish_done"),
             on_play_done: url("on_play_done"),
+            on_update: url("on_update"),
             method: if l.raw("notify_method") == Some("get") {
                 NotifyMethod::Get
             } else {
@@ -175,7 +177,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "meta" => (MAIN | SRV | APP, Kind::Meta),
         "stream_buckets" | "buffer" => (MAIN | SRV | APP, Kind::Inert(1)),
         "on_connect" | "on_disconnect" => (MAIN | SRV, Kind::Url),
-        "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" => {
+        "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" | "on_update" => {
             (MAIN | SRV | APP, Kind::Url)
         }
         "notify_method" => (MAIN | SRV | APP, Kind::Method),
@@ -189,7 +191,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
     "on_record_done",
-    "on_update",
     "on_record_started",
     "on_playlist",
     "notify_send_redirect",

@@ -388,7 +388,9 @@ impl Connection {
             stream_id,
             ts: TimestampFix::new(),
             last_media: Instant::now(),
+            last_ts: 0,
         });
+        self.arm_update();
         Ok(())
     }
 
@@ -518,7 +520,9 @@ impl Connection {
             stream_id,
             rx,
             filter,
+            last_ts: 0,
         });
+        self.arm_update();
         Ok(())
     }
 
@@ -592,6 +596,7 @@ impl Connection {
         };
         p.last_media = Instant::now();
         let ts = p.ts.fix(ts, track);
+        p.last_ts = ts;
         let frame = Arc::new(Frame::new(kind, ts, info, payload, chunk, app.1));
         p.stream.push(frame, app.0, false);
         Ok(())
@@ -660,6 +665,9 @@ impl Connection {
         match d {
             Ok(Delivery::Frame(f)) => {
                 if p.filter.admit(&f) {
+                    if f.kind != FrameKind::Data {
+                        p.last_ts = f.timestamp;
+                    }
                     self.send_frame(&f, sid);
                 }
             }

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tracing::{debug, info};
 
-use super::hooks::{Armed, Pending};
+use super::hooks::{Armed, Pending, UpdateTimer};
 use super::keepalive::{Action, Keepalive};
 use super::Shared;
 use crate::config::{AppConf, CoreConf};
@@ -72,6 +72,8 @@ pub struct Publishing {
     pub stream_id: u32,
     pub ts: TimestampFix,
     pub last_media: Instant,
+    /// Timestamp of the last audio/video frame received (for on_update).
+    pub last_ts: u32,
 }
 
 pub struct Playing {
@@ -80,6 +82,8 @@ pub struct Playing {
     pub stream_id: u32,
     pub rx: tokio::sync::broadcast::Receiver<Delivery>,
     pub filter: PlayerFilter,
+    /// Timestamp of the last frame sent (for on_update).
+    pub last_ts: u32,
 }
 
 pub struct Connection {
@@ -104,6 +108,8 @@ pub struct Connection {
     pub pending: Option<Pending>,
     /// A publish/play whose done notifications are owed.
     pub armed: Option<Armed>,
+    /// on_update schedule for the active publish/play.
+    pub update: Option<UpdateTimer>,
     /// Role and stream for the close log, kept after the stream ends
     /// (publishers usually deleteStream before they hang up).
     pub role: (&'static str, String),
@@ -136,6 +142,7 @@ impl Connection {
             keepalive,
             pending: None,
             armed: None,
+            update: None,
             role: ("none", String::new()),
             shared,
         }
@@ -342,7 +349,7 @@ impl Connection {
                 }
             }
         }
-        Ok(())
+        self.poll_update(now)
     }
 
     /// Queues a frame for this player: the shared pre-chunked bytes when the

@@ -2,10 +2,12 @@
 //! checked calls suspend a command until their answer arrives, `done` and
 //! `disconnect` calls are fired once when streams and connections end.
 
+use std::time::Instant;
+
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::connection::{Close, Connection};
+use super::connection::{close, Close, Connection};
 use crate::config::access::{self, Action};
 use crate::notify::{Answer, Call, Form, SessionFields};
 use crate::rtmp::amf::object;
@@ -30,6 +32,14 @@ pub enum PendingCmd {
 pub struct Pending {
     pub cmd: PendingCmd,
     pub rx: oneshot::Receiver<Answer>,
+}
+
+/// `on_update`: a call every `notify_update_timeout` while publishing or
+/// playing; its answer can end the session.
+pub struct UpdateTimer {
+    pub started: Instant,
+    pub next: Instant,
+    pub inflight: Option<oneshot::Receiver<Answer>>,
 }
 
 /// A publish or play that was announced (its hook sent or its stream
@@ -275,8 +285,88 @@ impl Connection {
         Ok(())
     }
 
+    /// Starts the on_update schedule when the app has one.
+    pub(super) fn arm_update(&mut self) {
+        let Some(n) = self.connected.as_ref().map(|c| &c.app.notify) else {
+            return;
+        };
+        if n.on_update.is_none() || n.update_timeout.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        self.update = Some(UpdateTimer {
+            started: now,
+            next: now + n.update_timeout,
+            inflight: None,
+        });
+    }
+
+    /// Sends due on_update calls and acts on their answers: a valid non-2xx
+    /// answer ends the session; with `notify_update_strict on`, so does a
+    /// timeout or a failed connection.
+    pub(super) fn poll_update(&mut self, now: Instant) -> Result<(), Close> {
+        let Some(c) = self.connected.as_ref() else {
+            return Ok(());
+        };
+        let n = c.app.notify.clone();
+        let Some(url) = n.on_update.clone() else {
+            return Ok(());
+        };
+        let Some(u) = self.update.as_mut() else {
+            return Ok(());
+        };
+        if let Some(rx) = u.inflight.as_mut() {
+            let answer = match rx.try_recv() {
+                Ok(a) => a,
+                Err(oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Err(_) => Answer::Reject("notification task failed".into()),
+            };
+            u.inflight = None;
+            u.next = now + n.update_timeout;
+            if let Answer::Reject(why) = answer {
+                if n.update_strict || why.starts_with("HTTP ") {
+                    warn!(id = self.id, addr = %self.addr, "on_update rejected: {why}");
+                    return Err(close(format!("on_update rejected: {why}")));
+                }
+                warn!(
+                    id = self.id,
+                    "on_update failed, ignored (notify_update_strict off): {why}"
+                );
+            }
+            return Ok(());
+        }
+        if now < u.next {
+            return Ok(());
+        }
+        let time = now.duration_since(u.started).as_secs();
+        let (call, ts, name, args) = match (&self.publishing, &self.playing, &self.armed) {
+            (Some(p), _, Some(a)) => ("update_publish", p.last_ts, a.name.clone(), a.args.clone()),
+            (_, Some(p), Some(a)) => ("update_play", p.last_ts, a.name.clone(), a.args.clone()),
+            _ => return Ok(()),
+        };
+        let form = self
+            .session_fields()
+            .form()
+            .field("call", call)
+            .field("time", &time.to_string())
+            .field("timestamp", &ts.to_string())
+            .field("name", &name)
+            .raw(&args);
+        let call = self.call(&url, "update", form);
+        let (tx, rx) = oneshot::channel();
+        let notifier = self.shared.notifier.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(notifier.call(&call).await);
+        });
+        if let Some(u) = self.update.as_mut() {
+            u.inflight = Some(rx);
+        }
+        Ok(())
+    }
+
     /// Fires `publish_done`/`play_done` then `done` for the armed stream.
     pub(super) fn fire_done(&mut self) {
+        self.update = None;
         let Some(a) = self.armed.take() else { return };
         let Some(c) = &self.connected else { return };
         let n = &c.app.notify;
