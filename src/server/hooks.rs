@@ -39,6 +39,9 @@ pub struct Pending {
 pub struct UpdateTimer {
     pub started: Instant,
     pub next: Instant,
+    /// When the call in flight was sent: the next one is due a full
+    /// `notify_update_timeout` after it, however late its answer was read.
+    pub sent: Instant,
     pub inflight: Option<oneshot::Receiver<Answer>>,
 }
 
@@ -297,6 +300,7 @@ impl Connection {
         self.update = Some(UpdateTimer {
             started: now,
             next: now + n.update_timeout,
+            sent: now,
             inflight: None,
         });
     }
@@ -322,7 +326,7 @@ impl Connection {
                 Err(_) => Answer::Reject("notification task failed".into()),
             };
             u.inflight = None;
-            u.next = now + n.update_timeout;
+            u.next = u.sent + n.update_timeout;
             if let Answer::Reject(why) = answer {
                 if n.update_strict || why.starts_with("HTTP ") {
                     warn!(id = self.id, addr = %self.addr, "on_update rejected: {why}");
@@ -360,6 +364,7 @@ impl Connection {
         });
         if let Some(u) = self.update.as_mut() {
             u.inflight = Some(rx);
+            u.sent = now;
         }
         Ok(())
     }
