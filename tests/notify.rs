@@ -396,3 +396,71 @@ fn on_update_repeats_and_a_non_2xx_answer_ends_the_session() {
     assert!(t.elapsed() < Duration::from_secs(4));
     assert!(s.log().contains("on_update rejected: HTTP 403"));
 }
+
+#[test]
+fn client_leaving_while_its_hook_is_pending_gets_each_notification_once() {
+    let hooks = HookServer::start(|r| {
+        if r.path == "/p" {
+            (200, None, Duration::from_secs(3))
+        } else {
+            OK
+        }
+    });
+    let s = server_with(
+        &format!("on_disconnect {};", hooks.url("/d")),
+        &format!(
+            "on_publish {}; on_done {};",
+            hooks.url("/p"),
+            hooks.url("/done")
+        ),
+    );
+    let src = make_source(s.dir.path(), 5);
+    let mut publ = ffmpeg_publish_file(&src, &s.url("gone"));
+    hooks.wait_for("/p", Duration::from_secs(5));
+    let _ = publ.kill();
+    let _ = publ.wait();
+    // let the slow hook answer after the client is gone
+    sleep(Duration::from_millis(3500));
+    let reqs = hooks.requests();
+    let n = |path: &str| {
+        reqs.iter()
+            .filter(|r| r.path == path && r.get("app") == Some("live"))
+            .count()
+    };
+    assert_eq!(n("/d"), 1, "{reqs:#?}");
+    assert_eq!(n("/done"), 1, "{reqs:#?}");
+    assert!(
+        s.log().contains("role=\"none\""),
+        "never became a publisher"
+    );
+}
+
+#[test]
+fn redirect_on_connect_changes_the_application() {
+    let hooks = HookServer::start(|r| {
+        if r.get("app") == Some("old") {
+            (302, Some("live".into()), Duration::ZERO)
+        } else {
+            OK
+        }
+    });
+    let s = server_with(&format!("on_connect {};", hooks.url("/c")), "");
+    let src = make_source(s.dir.path(), 2);
+    let out = s.path("p.flv");
+    let player = sluice(&[
+        "play",
+        &s.url("moved"),
+        "-o",
+        out.to_str().unwrap(),
+        "--until-unpublish",
+    ]);
+    sleep(Duration::from_millis(1000));
+    let url = format!("rtmp://127.0.0.1:{}/old/moved", s.port);
+    let p = wait_for(ffmpeg_publish_file(&src, &url), Duration::from_secs(15));
+    assert!(
+        p.status.success(),
+        "app 'old' does not exist; the redirect made it 'live'"
+    );
+    wait_for(player, Duration::from_secs(10));
+    assert_eq!(counts(&out), counts(&src));
+}

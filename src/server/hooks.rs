@@ -159,7 +159,7 @@ impl Connection {
             .field("call", "play")
             .field("name", name)
             .field("start", &ms(1, -2000.0))
-            .field("duration", &ms(2, -1.0))
+            .field("duration", &ms(2, 0.0))
             .field("reset", &reset.to_string())
             .raw(args);
         Some(self.call(&url, "play", form))
