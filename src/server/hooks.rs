@@ -216,27 +216,9 @@ impl Connection {
                     kind,
                 },
                 answer,
-            ) => match answer {
-                Answer::Continue => self.finish_publish(stream_id, name, args, kind),
-                Answer::Redirect(loc) if loc.starts_with("rtmp://") => self.refuse(
-                    stream_id,
-                    "NetStream.Publish.Unauthorized",
-                    "publish",
-                    "relay redirects are not implemented yet",
-                ),
-                Answer::Redirect(new) => {
-                    info!(
-                        id = self.id,
-                        from = name,
-                        to = new,
-                        "on_publish renamed the stream"
-                    );
-                    self.armed_rename(&new);
-                    self.finish_publish(stream_id, new, args, kind)
-                }
-                Answer::Reject(why) => {
-                    self.refuse(stream_id, "NetStream.Publish.Unauthorized", "publish", &why)
-                }
+            ) => match self.stream_answer(stream_id, name, answer, Action::Publish) {
+                Some(name) => self.finish_publish(stream_id, name, args, kind),
+                None => Ok(()),
             },
             (
                 PendingCmd::Play {
@@ -245,38 +227,43 @@ impl Connection {
                     args,
                 },
                 answer,
-            ) => match answer {
-                Answer::Continue => self.finish_play(stream_id, name, args),
-                Answer::Redirect(loc) if loc.starts_with("rtmp://") => self.refuse(
-                    stream_id,
-                    "NetStream.Play.Failed",
-                    "play",
-                    "relay redirects are not implemented yet",
-                ),
-                Answer::Redirect(new) => {
-                    info!(
-                        id = self.id,
-                        from = name,
-                        to = new,
-                        "on_play renamed the stream"
-                    );
-                    self.armed_rename(&new);
-                    self.finish_play(stream_id, new, args)
-                }
-                Answer::Reject(why) => {
-                    self.refuse(stream_id, "NetStream.Play.Failed", "play", &why)
-                }
+            ) => match self.stream_answer(stream_id, name, answer, Action::Play) {
+                Some(name) => self.finish_play(stream_id, name, args),
+                None => Ok(()),
             },
         }
     }
 
-    fn armed_rename(&mut self, new: &str) {
-        if let Some(a) = self.armed.as_mut() {
-            a.name = new.to_owned();
-        }
-    }
-
-    fn refuse(&mut self, stream_id: u32, code: &str, what: &str, why: &str) -> Result<(), Close> {
+    /// Interprets on_publish/on_play's answer: the stream name to go on
+    /// with (renamed by a 3xx), or `None` after queuing the refusal.
+    fn stream_answer(
+        &mut self,
+        stream_id: u32,
+        name: String,
+        answer: Answer,
+        action: Action,
+    ) -> Option<String> {
+        let (code, what) = match action {
+            Action::Publish => ("NetStream.Publish.Unauthorized", "publish"),
+            Action::Play => ("NetStream.Play.Failed", "play"),
+        };
+        let why = match answer {
+            Answer::Continue => return Some(name),
+            Answer::Redirect(loc) if loc.starts_with("rtmp://") => {
+                "relay redirects are not implemented yet".to_owned()
+            }
+            Answer::Redirect(new) => {
+                info!(
+                    id = self.id,
+                    from = name,
+                    to = new,
+                    "on_{what} renamed the stream"
+                );
+                self.armed_rename(&new);
+                return Some(new);
+            }
+            Answer::Reject(why) => why,
+        };
         warn!(id = self.id, addr = %self.addr, "{what} rejected by on_{what}: {why}");
         self.status(
             stream_id,
@@ -285,7 +272,13 @@ impl Connection {
             &format!("Rejected by on_{what} ({why})"),
         );
         self.close_after_flush = Some(format!("on_{what} rejected: {why}"));
-        Ok(())
+        None
+    }
+
+    fn armed_rename(&mut self, new: &str) {
+        if let Some(a) = self.armed.as_mut() {
+            a.name = new.to_owned();
+        }
     }
 
     /// Starts the on_update schedule when the app has one.
