@@ -113,13 +113,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     eprintln!("  publishing is open to everyone: no on_publish or allow/deny is in force");
+    // SIGTERM, SIGINT or SIGQUIT starts a graceful drain; a second one
+    // exits at once.
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+        let first = async {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = quit.recv() => "SIGQUIT",
+            }
+        };
+        let sig = first.await;
+        tracing::info!("{sig}: draining (send another signal to exit at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = quit.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without waiting for the drain");
+            std::process::exit(1);
+        });
     };
     server.run(shutdown).await
 }

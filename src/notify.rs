@@ -118,6 +118,9 @@ pub struct Call {
 #[derive(Clone)]
 pub struct Notifier {
     client: reqwest::Client,
+    /// Fire-and-forget calls still running, so a draining server can wait
+    /// for its last `done`/`disconnect` calls before it exits.
+    inflight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for Notifier {
@@ -135,7 +138,10 @@ impl Notifier {
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client");
-        Notifier { client }
+        Notifier {
+            client,
+            inflight: Default::default(),
+        }
     }
 
     /// Makes the call and interprets the answer.
@@ -182,7 +188,9 @@ impl Notifier {
 
     /// Fires a call whose answer nobody waits for (done, disconnect).
     pub fn fire(&self, call: Call) {
+        use std::sync::atomic::Ordering;
         let me = self.clone();
+        self.inflight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Answer::Reject(why) = me.call(&call).await {
                 warn!(
@@ -191,7 +199,16 @@ impl Notifier {
                     "notification failed: {why}"
                 );
             }
+            me.inflight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+
+    /// Waits (at most `limit`) until no fired call is still running.
+    pub async fn settle(&self, limit: Duration) {
+        let t = tokio::time::Instant::now();
+        while self.inflight.load(std::sync::atomic::Ordering::SeqCst) > 0 && t.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -36,6 +36,9 @@ rtmp {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub servers: Vec<ServerConf>,
+    /// `drain_timeout` (Sluice): how long a drain keeps serving clients
+    /// before closing them. The largest value of any scope applies.
+    pub drain_timeout: Duration,
     /// `max_connections` (rtmp{} scope): total RTMP connections.
     pub max_connections: Option<usize>,
     pub warnings: Vec<String>,
@@ -44,6 +47,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerConf {
     pub listen: Vec<SocketAddr>,
+    pub drain_timeout: Duration,
     pub core: CoreConf,
     pub apps: Vec<AppConf>,
     /// `on_connect`/`on_disconnect` and the settings they use (server scope).
@@ -171,6 +175,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         "max_connections" => (MAIN, Kind::Num),
+        "drain_timeout" => (MAIN | SRV, Kind::Msec),
         "live" | "wait_key" | "wait_video" | "publish_notify" | "idle_streams" | "play_restart"
         | "interleave" | "gop_cache" => (MAIN | SRV | APP, Kind::Flag),
         "drop_idle_publisher" | "sync" => (MAIN | SRV | APP, Kind::Msec),
@@ -663,6 +668,7 @@ impl Config {
             }
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
             servers.push(ServerConf {
+                drain_timeout: Lookup(vec![&srv, &main]).msec("drain_timeout", 30_000),
                 listen,
                 core,
                 apps,
@@ -676,8 +682,14 @@ impl Config {
         let max_connections = Lookup(vec![&main])
             .raw("max_connections")
             .and_then(|v| v.parse().ok());
+        let drain_timeout = servers
+            .iter()
+            .map(|s| s.drain_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(30));
         if it.errors.is_empty() {
             Ok(Config {
+                drain_timeout,
                 servers,
                 max_connections,
                 warnings: it.warnings,

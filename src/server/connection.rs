@@ -110,6 +110,10 @@ pub struct Connection {
     pub armed: Option<Armed>,
     /// on_update schedule for the active publish/play.
     pub update: Option<UpdateTimer>,
+    /// A Go Away signal went to this client already.
+    pub go_away_sent: bool,
+    phase: tokio::sync::watch::Receiver<super::drain::Phase>,
+    targeted: tokio::sync::broadcast::Receiver<super::drain::Target>,
     /// Role and stream for the close log, kept after the stream ends
     /// (publishers usually deleteStream before they hang up).
     pub role: (&'static str, String),
@@ -143,6 +147,9 @@ impl Connection {
             pending: None,
             armed: None,
             update: None,
+            go_away_sent: false,
+            phase: shared.drain.phase.subscribe(),
+            targeted: shared.drain.targeted.subscribe(),
             role: ("none", String::new()),
             shared,
         }
@@ -211,6 +218,8 @@ impl Connection {
                 Read(std::io::Result<usize>),
                 Delivery(Result<Delivery, RecvError>),
                 Answer(Answer),
+                Phase,
+                Target(Result<super::drain::Target, tokio::sync::broadcast::error::RecvError>),
                 Tick,
             }
             // While a command waits for its hook, stop reading once a
@@ -221,6 +230,12 @@ impl Connection {
             let ev = tokio::select! {
                 r = sock.read_buf(&mut self.input), if can_read => Ev::Read(r),
                 a = pending_answer(&mut self.pending) => Ev::Answer(a),
+                r = self.phase.changed() => match r {
+                    Ok(()) => Ev::Phase,
+                    // the server is gone: nothing more to watch
+                    Err(_) => std::future::pending().await,
+                },
+                t = self.targeted.recv() => Ev::Target(t),
                 d = next_delivery(&mut self.playing) => Ev::Delivery(d),
                 _ = tick.tick() => Ev::Tick,
             };
@@ -255,6 +270,16 @@ impl Connection {
                     }
                     self.process_input()?;
                 }
+                Ev::Phase => {
+                    let phase = *self.phase.borrow_and_update();
+                    self.on_phase(phase)?
+                }
+                Ev::Target(Ok(t)) => {
+                    if self.is_target(&t) {
+                        self.go_away("Moved by the operator");
+                    }
+                }
+                Ev::Target(Err(_)) => {}
                 Ev::Tick => self.on_tick()?,
             }
         }
@@ -326,6 +351,17 @@ impl Connection {
             _ => {}
         }
         Ok(())
+    }
+
+    fn on_phase(&mut self, phase: super::drain::Phase) -> Result<(), Close> {
+        match phase {
+            super::drain::Phase::Running => Ok(()),
+            super::drain::Phase::Draining => {
+                self.go_away("The server is shutting down");
+                Ok(())
+            }
+            super::drain::Phase::Closing => Err(close("drain timeout")),
+        }
     }
 
     fn on_tick(&mut self) -> Result<(), Close> {

@@ -7,6 +7,8 @@
 
 mod commands;
 mod connection;
+pub mod drain;
+mod goaway;
 mod hooks;
 mod keepalive;
 
@@ -30,6 +32,7 @@ pub struct Shared {
     pub started: std::time::Instant,
     next_id: AtomicU64,
     pub connections: AtomicUsize,
+    pub drain: drain::Drain,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Server {
                 started: std::time::Instant::now(),
                 next_id: AtomicU64::new(0),
                 connections: AtomicUsize::new(0),
+                drain: drain::Drain::default(),
             }),
         })
     }
@@ -79,16 +83,62 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Accepts connections until `shutdown` completes.
+    /// Accepts connections until `shutdown` completes or a drain is
+    /// requested in-process, then drains (see [`drain`]).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         for (server, listener) in self.listeners {
             let shared = self.shared.clone();
             tasks.spawn(accept_loop(server, listener, shared));
         }
-        shutdown.await;
-        info!("shutting down");
+        let shared = self.shared;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = shared.drain.requested() => {}
+        }
+        // Closing the listeners refuses new connections at once.
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let timeout = shared.config.drain_timeout;
+        let at_start = shared.connections.load(Ordering::Relaxed);
+        info!(
+            connections = at_start,
+            ?timeout,
+            "drain: listeners closed, sending Go Away"
+        );
+        let _ = shared.drain.phase.send(drain::Phase::Draining);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_log = tokio::time::Instant::now();
+        while shared.connections.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if last_log.elapsed() >= std::time::Duration::from_secs(1) {
+                last_log = tokio::time::Instant::now();
+                info!(
+                    signalled = shared.drain.signalled(),
+                    remaining = shared.connections.load(Ordering::Relaxed),
+                    "drain: waiting"
+                );
+            }
+        }
+        let forced = shared.connections.load(Ordering::Relaxed);
+        if forced > 0 {
+            let _ = shared.drain.phase.send(drain::Phase::Closing);
+            let t = tokio::time::Instant::now();
+            while shared.connections.load(Ordering::Relaxed) > 0
+                && t.elapsed() < std::time::Duration::from_secs(5)
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        shared.notifier.settle(drain::NOTIFY_GRACE).await;
+        info!(
+            signalled = shared.drain.signalled(),
+            left = at_start.saturating_sub(forced),
+            forced,
+            "drain complete"
+        );
         Ok(())
     }
 }
