@@ -36,10 +36,12 @@ enum Cmd {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
-    /// Publish an FLV file (paced in real time) or stdin (`-`) to URL.
+    /// Publish an FLV file (paced in real time) or stdin (`-`) to URL,
+    /// moving to the next URL (wrapping) when the server sends Go Away.
     Publish {
         input: String,
-        url: String,
+        #[arg(required = true, num_args = 1..)]
+        urls: Vec<String>,
         /// Send as fast as possible instead of at the tags' timestamps.
         #[arg(long)]
         no_pace: bool,
@@ -185,14 +187,17 @@ fn main() -> ExitCode {
                 Err(_) => std::process::exit(1),
             },
             Cmd::Check { .. } => unreachable!("handled above"),
-            Cmd::Publish { input, url, no_pace } => {
+            Cmd::Publish { input, urls, no_pace } => {
                 let stats = if input == "-" {
-                    sluice::client::publish::publish(tokio::io::stdin(), &url, !no_pace).await?
+                    sluice::client::publish::publish(tokio::io::stdin(), &urls, !no_pace).await?
                 } else {
                     let f = tokio::fs::File::open(&input).await.with_context(|| format!("open {input}"))?;
-                    sluice::client::publish::publish(f, &url, !no_pace).await?
+                    sluice::client::publish::publish(f, &urls, !no_pace).await?
                 };
-                eprintln!("published {} frames, {} bytes", stats.frames, stats.bytes);
+                eprintln!(
+                    "frames sent {}, moves {}, frames lost {} ({} bytes, {} reconnects)",
+                    stats.frames, stats.moves, stats.lost, stats.bytes, stats.reconnects
+                );
                 Ok(())
             }
             Cmd::Play {

@@ -74,7 +74,7 @@ async fn hevc_passes_through_and_late_joiner_starts_decodable() {
 
     let publisher = tokio::spawn({
         let url = url.clone();
-        async move { publish::publish(Cursor::new(hevc_flv()), &url, true).await }
+        async move { publish::publish(Cursor::new(hevc_flv()), &[url], true).await }
     });
     // Join mid-GOP (frame ~37 of 75: the last keyframe was frame 25).
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -76,7 +76,7 @@ async fn two_hundred_players_receive_every_frame() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stats = publish::publish(Cursor::new(synthetic_flv()), &url, true)
+    let stats = publish::publish(Cursor::new(synthetic_flv()), &[url.clone()], true)
         .await
         .unwrap();
     assert_eq!(stats.frames, VIDEO_FRAMES + AUDIO_FRAMES + 2);

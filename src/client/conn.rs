@@ -271,6 +271,13 @@ impl ClientConn {
             .send_raw(cs, timestamp, type_id, self.stream_id, payload);
     }
 
+    /// Leaves without FCUnpublish/deleteStream, as Go Away asks, so the
+    /// stream can be taken over elsewhere: flush what is queued, then FIN.
+    pub async fn abandon(mut self) {
+        let _ = self.flush().await;
+        let _ = self.sock.shutdown().await;
+    }
+
     /// Ends publishing the polite way (FCUnpublish, deleteStream).
     pub async fn unpublish(&mut self, name: &str) -> anyhow::Result<()> {
         let base = name.split('?').next().unwrap_or(name).to_owned();

@@ -1,44 +1,79 @@
 //! `sluice publish`: sends an FLV file or stdin to a server, paced by the
-//! tags' timestamps so a file plays out in real time.
+//! tags' timestamps so a file plays out in real time, and follows Go Away.
+//!
+//! The client announces `supportsGoAway: true` and `capsEx` with the
+//! Reconnect bit. When the server sends Go Away (message type 32) or an
+//! Enhanced RTMP `NetConnection.Connect.ReconnectRequest`, it keeps sending
+//! to the old server up to the next video keyframe (the next audio frame for
+//! audio-only input), publishes the same name on the next URL, sends the
+//! metadata and sequence headers there, resumes from that keyframe, and
+//! drops the old connection without FCUnpublish/deleteStream. No frame is
+//! sent twice or skipped. An unexpected disconnect reconnects with backoff
+//! and resumes at the next keyframe; the frames in between are counted lost.
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tracing::{info, warn};
 
-use super::conn::ClientConn;
+use super::conn::{status_code, ClientConn};
 use super::url::RtmpUrl;
-use crate::flv::{FlvParser, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
-use crate::rtmp::amf;
+use crate::flv::{self, FlvParser, Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::rtmp::message::types;
-use crate::rtmp::Amf;
+use crate::rtmp::{amf, Amf, Message};
 
 #[derive(Debug, Default, Clone)]
 pub struct PublishStats {
+    /// Audio and video frames sent (sequence headers included).
     pub frames: u64,
     pub bytes: u64,
+    /// Moves to another connection after Go Away / ReconnectRequest.
+    pub moves: u64,
+    /// Frames not delivered because a connection broke unexpectedly.
+    pub lost: u64,
+    /// Reconnects after unexpected disconnects.
+    pub reconnects: u64,
 }
 
-/// Publishes the FLV read from `input` to `url`.
+/// What arrived from the server that matters to a publisher.
+enum Signal {
+    Move(Option<String>),
+}
+
+/// Publishes the FLV read from `input` to `urls[0]`, moving along `urls`
+/// (wrapping; the same URL when there is one) when asked to.
 pub async fn publish<R: AsyncRead + Unpin>(
     mut input: R,
-    url: &str,
+    urls: &[String],
     pace: bool,
 ) -> anyhow::Result<PublishStats> {
-    let url = RtmpUrl::parse(url).map_err(anyhow::Error::msg)?;
-    let mut conn = ClientConn::connect(&url, vec![]).await?;
-    conn.publish(&url.stream, "live").await?;
+    if urls.is_empty() {
+        bail!("no URL to publish to");
+    }
+    let parsed: Vec<RtmpUrl> = urls
+        .iter()
+        .map(|u| RtmpUrl::parse(u).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    let mut at = 0;
+    let mut conn = open(&parsed[at]).await?;
     let mut parser = FlvParser::new();
     let mut buf = BytesMut::with_capacity(256 * 1024);
     let mut stats = PublishStats::default();
     let start = tokio::time::Instant::now();
     let mut first_ts: Option<u32> = None;
+    let mut headers = Headers::default();
+    let mut move_to: Option<RtmpUrl> = None;
+    // After an unexpected disconnect: skip to the next keyframe.
+    let mut resync = false;
     loop {
         let tag = match parser.next_tag(&mut buf).context("reading FLV input")? {
             Some(t) => t,
             None => {
-                conn.flush().await?;
+                if conn.flush().await.is_err() {
+                    // reported on the next write
+                }
                 if input.read_buf(&mut buf).await? == 0 {
                     break;
                 }
@@ -49,26 +84,213 @@ pub async fn publish<R: AsyncRead + Unpin>(
             let base = *first_ts.get_or_insert(tag.timestamp);
             let due = start + Duration::from_millis(tag.timestamp.wrapping_sub(base) as u64);
             if due > tokio::time::Instant::now() {
-                conn.flush().await?;
+                let _ = conn.flush().await;
                 tokio::time::sleep_until(due).await;
             }
         }
-        conn.poll_incoming()?;
-        match tag.tag_type {
-            TAG_AUDIO => conn.queue_media(types::AUDIO, tag.timestamp, &tag.data),
-            TAG_VIDEO => conn.queue_media(types::VIDEO, tag.timestamp, &tag.data),
-            TAG_SCRIPT => {
-                let data = set_data_frame(&tag.data);
-                conn.queue_media(types::DATA_AMF0, tag.timestamp, &data);
+        match poll_signals(&mut conn) {
+            Ok(Some(Signal::Move(tc_url))) if move_to.is_none() => {
+                let next = match tc_url {
+                    Some(t) => resolve(&parsed[at], &t),
+                    None => parsed[(at + 1) % parsed.len()].clone(),
+                };
+                info!(
+                    to = next.tc_url(),
+                    "server asked us to move; moving at the next keyframe"
+                );
+                move_to = Some(next);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!("connection lost: {e:#}");
+                (conn, at) = reconnect(&parsed, at, &mut stats).await?;
+                resync = true;
+                move_to = None;
+            }
+        }
+        let boundary = headers.is_boundary(&tag);
+        headers.remember(&tag);
+        if let Some(target) = move_to.take() {
+            if boundary {
+                match open(&target).await {
+                    Ok(mut new) => {
+                        headers.replay(&mut new, &tag);
+                        let old = std::mem::replace(&mut conn, new);
+                        old.abandon().await;
+                        at = parsed
+                            .iter()
+                            .position(|u| u.addr() == target.addr())
+                            .unwrap_or(at);
+                        stats.moves += 1;
+                        info!(to = target.tc_url(), "moved");
+                    }
+                    Err(e) => {
+                        // Keep streaming here; try again at the next boundary.
+                        warn!("cannot move to {}: {e:#}", target.tc_url());
+                        move_to = Some(target);
+                    }
+                }
+            } else {
+                move_to = Some(target);
+            }
+        }
+        if resync {
+            if boundary {
+                headers.replay(&mut conn, &tag);
+                resync = false;
+            } else {
+                if tag.tag_type != TAG_SCRIPT {
+                    stats.lost += 1;
+                }
                 continue;
             }
-            _ => continue,
         }
-        stats.frames += 1;
-        stats.bytes += tag.data.len() as u64;
+        send_tag(&mut conn, &tag);
+        if tag.tag_type != TAG_SCRIPT {
+            stats.frames += 1;
+            stats.bytes += tag.data.len() as u64;
+        }
     }
-    conn.unpublish(&url.stream).await?;
+    let name = conn.url.stream.clone();
+    conn.unpublish(&name).await?;
     Ok(stats)
+}
+
+/// Connects to `url` announcing Go Away and Reconnect support, and starts
+/// publishing its stream name.
+async fn open(url: &RtmpUrl) -> anyhow::Result<ClientConn> {
+    let caps = vec![
+        ("supportsGoAway".to_owned(), Amf::Boolean(true)),
+        ("capsEx".to_owned(), Amf::Number(1.0)),
+    ];
+    let mut conn = ClientConn::connect(url, caps).await?;
+    conn.publish(&url.stream, "live").await?;
+    Ok(conn)
+}
+
+/// Reconnects after an unexpected disconnect, trying the URLs in turn with
+/// backoff (0.5 s doubling to 8 s, 10 tries).
+async fn reconnect(
+    urls: &[RtmpUrl],
+    at: usize,
+    stats: &mut PublishStats,
+) -> anyhow::Result<(ClientConn, usize)> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 0..10 {
+        let i = (at + attempt) % urls.len();
+        match open(&urls[i]).await {
+            Ok(c) => {
+                stats.reconnects += 1;
+                return Ok((c, i));
+            }
+            Err(e) => {
+                warn!("reconnect to {} failed: {e:#}", urls[i].tc_url());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
+    bail!("could not reconnect after 10 attempts")
+}
+
+fn poll_signals(conn: &mut ClientConn) -> anyhow::Result<Option<Signal>> {
+    let mut sig = None;
+    for m in conn.poll_incoming()? {
+        match &m {
+            Message::GoAway => sig = Some(Signal::Move(None)),
+            _ if status_code(&m).as_deref() == Some("NetConnection.Connect.ReconnectRequest") => {
+                let tc = match &m {
+                    Message::Command { command, .. } => command
+                        .args
+                        .first()
+                        .and_then(|i| i.get("tcUrl"))
+                        .and_then(Amf::as_str)
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                sig = Some(Signal::Move(tc));
+            }
+            _ => {}
+        }
+    }
+    Ok(sig)
+}
+
+/// Resolves a ReconnectRequest `tcUrl` (absolute, `//host/app` or
+/// `/app`) against the current URL; the stream name stays the same.
+pub fn resolve(current: &RtmpUrl, tc_url: &str) -> RtmpUrl {
+    let abs = if tc_url.starts_with("rtmp://") {
+        tc_url.to_owned()
+    } else if let Some(rest) = tc_url.strip_prefix("//") {
+        format!("rtmp://{rest}")
+    } else if tc_url.starts_with('/') {
+        format!("rtmp://{}{tc_url}", current.addr())
+    } else {
+        current.tc_url()
+    };
+    RtmpUrl::parse(&format!("{}/{}", abs.trim_end_matches('/'), current.stream))
+        .unwrap_or_else(|_| current.clone())
+}
+
+fn send_tag(conn: &mut ClientConn, tag: &Tag) {
+    match tag.tag_type {
+        TAG_AUDIO => conn.queue_media(types::AUDIO, tag.timestamp, &tag.data),
+        TAG_VIDEO => conn.queue_media(types::VIDEO, tag.timestamp, &tag.data),
+        TAG_SCRIPT => conn.queue_media(types::DATA_AMF0, tag.timestamp, &set_data_frame(&tag.data)),
+        _ => {}
+    }
+}
+
+/// Metadata and sequence headers seen so far, replayed on a new connection.
+#[derive(Default)]
+struct Headers {
+    meta: Option<Tag>,
+    video: Option<Tag>,
+    audio: Option<Tag>,
+    seen_video: bool,
+}
+
+impl Headers {
+    fn remember(&mut self, tag: &Tag) {
+        match tag.tag_type {
+            TAG_SCRIPT => self.meta = Some(tag.clone()),
+            TAG_VIDEO => {
+                self.seen_video = true;
+                if flv::video_info(&tag.data).is_ok_and(|i| i.sequence_header) {
+                    self.video = Some(tag.clone());
+                }
+            }
+            TAG_AUDIO => {
+                if flv::audio_info(&tag.data).is_ok_and(|i| i.sequence_header) {
+                    self.audio = Some(tag.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A place where a new connection can start decoding: a video keyframe,
+    /// or any audio frame when the input has no video.
+    fn is_boundary(&self, tag: &Tag) -> bool {
+        match tag.tag_type {
+            TAG_VIDEO => flv::video_info(&tag.data).is_ok_and(|i| i.keyframe && !i.sequence_header),
+            TAG_AUDIO => {
+                !self.seen_video && flv::audio_info(&tag.data).is_ok_and(|i| !i.sequence_header)
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends metadata and sequence headers (not `current` itself) first.
+    fn replay(&self, conn: &mut ClientConn, current: &Tag) {
+        for t in [&self.meta, &self.video, &self.audio].into_iter().flatten() {
+            if t != current {
+                let mut t = t.clone();
+                t.timestamp = current.timestamp;
+                send_tag(conn, &t);
+            }
+        }
+    }
 }
 
 /// Script tags carry `onMetaData`; RTMP publishers send it behind
@@ -78,4 +300,27 @@ fn set_data_frame(data: &Bytes) -> Bytes {
     amf::encode(&Amf::str("@setDataFrame"), &mut out);
     out.extend_from_slice(data);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_request_tc_url_resolution() {
+        let cur = RtmpUrl::parse("rtmp://10.0.0.1:1935/live/cam?k=1").unwrap();
+        assert_eq!(
+            resolve(&cur, "rtmp://b.example:1936/live").tc_url(),
+            "rtmp://b.example:1936/live"
+        );
+        assert_eq!(
+            resolve(&cur, "//192.0.2.7/other").tc_url(),
+            "rtmp://192.0.2.7:1935/other"
+        );
+        assert_eq!(
+            resolve(&cur, "/realtimeapp").tc_url(),
+            "rtmp://10.0.0.1:1935/realtimeapp"
+        );
+        assert_eq!(resolve(&cur, "/realtimeapp").stream, "cam?k=1");
+    }
 }

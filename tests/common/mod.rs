@@ -74,6 +74,52 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM (starts a drain).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the server process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "server did not exit within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Coded audio/video payloads of an FLV file in order (sequence headers
+/// left out: a moved publisher sends them again on purpose).
+pub fn coded_frames(path: &Path) -> Vec<(u8, bytes::Bytes)> {
+    let data = std::fs::read(path).unwrap();
+    let mut buf = bytes::BytesMut::from(&data[..]);
+    let mut p = sluice::flv::FlvParser::new();
+    let mut out = Vec::new();
+    while let Some(t) = p.next_tag(&mut buf).unwrap() {
+        let seq = match t.tag_type {
+            8 => sluice::flv::audio_info(&t.data).map(|i| i.sequence_header),
+            9 => sluice::flv::video_info(&t.data)
+                .map(|i| i.sequence_header || t.data.get(1) == Some(&2)),
+            _ => continue,
+        };
+        if seq == Ok(false) {
+            out.push((t.tag_type, t.data));
+        }
+    }
+    out
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

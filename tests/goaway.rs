@@ -1,0 +1,181 @@
+//! Go Away: zero-loss graceful drain and the signal rules.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sluice::client::conn::{status_code, ClientConn};
+use sluice::client::RtmpUrl;
+use sluice::config::Config;
+use sluice::rtmp::{Amf, Message};
+use sluice::server::Server as InProcess;
+
+/// Server A drains mid-stream; `sluice publish` moves to B at a keyframe.
+/// What the players on A and B recorded together is exactly the source.
+#[test]
+fn zero_loss_move_between_servers() {
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ drain_timeout 10s; server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}"
+    );
+    let mut a = Server::with_config(&conf, port);
+    let b = Server::start("");
+    let src = make_source(a.dir.path(), 20);
+    let (fa, fb) = (a.path("a.flv"), b.path("b.flv"));
+    let pa = sluice(&[
+        "play",
+        &a.url("m"),
+        "-o",
+        fa.to_str().unwrap(),
+        "--until-unpublish",
+    ]);
+    let pb = sluice(&[
+        "play",
+        &b.url("m"),
+        "-o",
+        fb.to_str().unwrap(),
+        "--until-unpublish",
+    ]);
+    sleep(Duration::from_millis(1000));
+    let publ = sluice(&["publish", src.to_str().unwrap(), &a.url("m"), &b.url("m")]);
+    sleep(Duration::from_secs(6));
+    let t = Instant::now();
+    a.terminate();
+    let st = a.wait_exit(Duration::from_secs(15));
+    let drain_took = t.elapsed();
+    assert!(st.success(), "A exits 0 after its drain");
+    assert!(
+        drain_took < Duration::from_secs(10),
+        "A exited within drain_timeout ({drain_took:?})"
+    );
+    assert!(
+        b.log().contains("publish"),
+        "the publisher reached B before A exited"
+    );
+    assert!(a.log().contains("go away sent"), "{}", a.log());
+
+    let out = wait_for(publ, Duration::from_secs(30));
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("moves 1, frames lost 0"), "{report}");
+    wait_for(pa, Duration::from_secs(10));
+    wait_for(pb, Duration::from_secs(15));
+
+    let source = coded_frames(&src);
+    let on_a = coded_frames(&fa);
+    let on_b = coded_frames(&fb);
+    assert!(
+        !on_a.is_empty() && !on_b.is_empty(),
+        "both servers carried part of the stream"
+    );
+    assert_eq!(
+        on_a.len() + on_b.len(),
+        source.len(),
+        "no frame lost or duplicated"
+    );
+    let joined: Vec<_> = on_a.iter().chain(on_b.iter()).cloned().collect();
+    assert!(
+        joined == source,
+        "A's frames then B's frames are the source, payload for payload"
+    );
+    assert_eq!(
+        sluice::flv::video_info(&on_b.iter().find(|f| f.0 == 9).unwrap().1)
+            .unwrap()
+            .keyframe,
+        true,
+        "B starts on a keyframe"
+    );
+    eprintln!(
+        "source {} frames: {} on A, {} on B; drain took {drain_took:?}",
+        source.len(),
+        on_a.len(),
+        on_b.len()
+    );
+}
+
+async fn client(url: &RtmpUrl, caps: Vec<(String, Amf)>) -> ClientConn {
+    ClientConn::connect(url, caps).await.unwrap()
+}
+
+/// Reads messages for `d`, returning (got type 32, got ReconnectRequest).
+async fn signals(c: &mut ClientConn, d: Duration) -> (bool, bool) {
+    let mut got = (false, false);
+    let _ = tokio::time::timeout(d, async {
+        while let Ok(Some(m)) = c.next_message().await {
+            if m == Message::GoAway {
+                got.0 = true;
+            }
+            if status_code(&m).as_deref() == Some("NetConnection.Connect.ReconnectRequest") {
+                got.1 = true;
+            }
+        }
+    })
+    .await;
+    got
+}
+
+/// Type 32 reaches supportsGoAway clients and never legacy ones;
+/// ReconnectRequest reaches capsEx-only clients; new connections are
+/// refused during the drain; legacy clients are served until
+/// drain_timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_gets_which_signal_and_refusal_during_drain() {
+    let conf =
+        "rtmp { drain_timeout 3s; server { listen 127.0.0.1:0; application live { live on; } } }";
+    let server = InProcess::bind(Config::parse(conf, "t").unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let shared = server.shared();
+    let done = tokio::spawn(server.run(std::future::pending()));
+    let url = RtmpUrl::parse(&format!("rtmp://{addr}/live/s")).unwrap();
+
+    let mut goaway = client(&url, vec![("supportsGoAway".into(), Amf::Boolean(true))]).await;
+    let mut both = client(
+        &url,
+        vec![
+            ("supportsGoAway".into(), Amf::Number(1.0)),
+            ("capsEx".into(), Amf::Number(1.0)),
+        ],
+    )
+    .await;
+    let mut caps = client(&url, vec![("capsEx".into(), Amf::Number(1.0))]).await;
+    let mut legacy = client(&url, vec![]).await;
+
+    let t = Instant::now();
+    shared.drain.request();
+    let (g, b, c, l) = tokio::join!(
+        signals(&mut goaway, Duration::from_millis(800)),
+        signals(&mut both, Duration::from_millis(800)),
+        signals(&mut caps, Duration::from_millis(800)),
+        signals(&mut legacy, Duration::from_millis(800)),
+    );
+    assert_eq!(g, (true, false), "supportsGoAway: type 32");
+    assert_eq!(b, (true, false), "both declared: one signal, type 32");
+    assert_eq!(c, (false, true), "capsEx only: ReconnectRequest");
+    assert_eq!(l, (false, false), "legacy: nothing");
+
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused during the drain"
+    );
+    // The legacy client is still served, then closed at drain_timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match legacy.next_message().await {
+                Ok(Some(_)) => {}
+                _ => return t.elapsed(),
+            }
+        }
+    })
+    .await
+    .expect("closed by the drain");
+    assert!(
+        closed >= Duration::from_millis(2900),
+        "served until drain_timeout: {closed:?}"
+    );
+    done.await.unwrap().unwrap();
+    assert_eq!(shared.drain.signalled(), 3);
+}
