@@ -76,9 +76,13 @@ async fn two_hundred_players_receive_every_frame() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stats = publish::publish(Cursor::new(synthetic_flv()), &[url.clone()], true)
-        .await
-        .unwrap();
+    let stats = publish::publish(
+        Cursor::new(synthetic_flv()),
+        std::slice::from_ref(&url),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(stats.frames, VIDEO_FRAMES + AUDIO_FRAMES + 2);
 
     let report = players.await.unwrap();

@@ -260,10 +260,8 @@ impl Headers {
                     self.video = Some(tag.clone());
                 }
             }
-            TAG_AUDIO => {
-                if flv::audio_info(&tag.data).is_ok_and(|i| i.sequence_header) {
-                    self.audio = Some(tag.clone());
-                }
+            TAG_AUDIO if flv::audio_info(&tag.data).is_ok_and(|i| i.sequence_header) => {
+                self.audio = Some(tag.clone());
             }
             _ => {}
         }
