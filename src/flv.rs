@@ -127,6 +127,25 @@ pub fn video_info(p: &[u8]) -> Result<MediaInfo, TagError> {
     })
 }
 
+/// The composition time offset (PTS - DTS, ms) of an AVC/HEVC coded frame,
+/// legacy or Enhanced RTMP (`avc1`/`hvc1` CodedFrames); 0 otherwise.
+pub fn composition_offset(p: &[u8]) -> i32 {
+    let si24 =
+        |b: &[u8]| ((((b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32) << 8) as i32) >> 8;
+    match p {
+        [b0, 1, c @ ..] if b0 & 0x80 == 0 && matches!(b0 & 0x0f, 7 | 12) && c.len() >= 3 => si24(c),
+        [b0, f0, f1, f2, f3, c @ ..]
+            if b0 & 0x80 != 0
+                && b0 & 0x0f == 1
+                && matches!(&[*f0, *f1, *f2, *f3], b"avc1" | b"hvc1")
+                && c.len() >= 3 =>
+        {
+            si24(c)
+        }
+        _ => 0,
+    }
+}
+
 /// Classifies an audio tag body.
 pub fn audio_info(p: &[u8]) -> Result<MediaInfo, TagError> {
     let b0 = *p.first().ok_or(TagError::Empty("audio"))?;
@@ -319,6 +338,27 @@ mod tests {
             video_info(&[0x91, b'a', b'v']),
             Err(TagError::Short("video"))
         );
+    }
+
+    #[test]
+    fn composition_offsets() {
+        assert_eq!(composition_offset(&[0x27, 1, 0, 0, 80, 9]), 80);
+        assert_eq!(composition_offset(&[0x27, 1, 0xff, 0xff, 0xd8]), -40);
+        assert_eq!(
+            composition_offset(&[0x17, 0, 0, 0, 80]),
+            0,
+            "sequence header"
+        );
+        assert_eq!(
+            composition_offset(&[0x91, b'h', b'v', b'c', b'1', 0, 0, 40]),
+            40
+        );
+        assert_eq!(
+            composition_offset(&[0x93, b'h', b'v', b'c', b'1', 0, 0, 40]),
+            0,
+            "CodedFramesX has none"
+        );
+        assert_eq!(composition_offset(&[0x27, 1, 0]), 0, "short");
     }
 
     #[test]

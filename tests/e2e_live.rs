@@ -134,10 +134,11 @@ fn sluice_publish_from_stdin_pipe() {
 }
 
 /// A second publisher of the same name is refused with BadName and the
-/// first one is unharmed.
+/// first one is unharmed. (All test clients share 127.0.0.1, which the
+/// default `publish_takeover addr` would let take over: pin nginx-rtmp's rule.)
 #[test]
 fn second_publisher_gets_bad_name() {
-    let srv = Server::start("");
+    let srv = Server::start("publish_takeover off;");
     let src = make_source(srv.dir.path(), 10);
     let url = srv.url("dup");
     let mut first = ffmpeg_publish_file(&src, &url);
@@ -189,4 +190,41 @@ fn connection_close_is_logged_with_role_and_reason() {
     ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
+}
+
+/// nginx-rtmp #1152: an encoder reconnecting from the same address while its
+/// old connection is still open takes the stream over (default
+/// `publish_takeover addr`) instead of getting "already publishing"; the
+/// player stays attached and the old publisher is closed.
+#[test]
+fn same_address_publisher_takes_over() {
+    let srv = Server::start("");
+    let src = make_source(srv.dir.path(), 10);
+    let url = srv.url("retake");
+    let mut first = ffmpeg_publish_file(&src, &url);
+    sleep(Duration::from_millis(1500));
+    let sp = srv.path("sp.flv");
+    let player = sluice(&["play", &url, "-o", sp.to_str().unwrap(), "--duration", "5"]);
+    sleep(Duration::from_millis(1000));
+    let mut second = ffmpeg_publish_file(&src, &url);
+    let t = Instant::now();
+    while first.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5), "old publisher closed");
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "new publisher streaming"
+    );
+    let out = wait_for(player, Duration::from_secs(10));
+    assert!(out.status.success());
+    assert!(srv.log().contains("publish takes the stream over"));
+    assert!(
+        counts(&sp).0 >= 100,
+        "the player kept receiving: {:?}",
+        counts(&sp)
+    );
+    assert_eq!(decode_errors(&sp), "", "and what it got decodes");
+    let _ = second.kill();
+    let _ = second.wait();
 }

@@ -177,3 +177,70 @@ async fn who_gets_which_signal_and_refusal_during_drain() {
     done.await.unwrap().unwrap();
     assert_eq!(shared.drain.signalled(), 3);
 }
+
+/// A targeted Go Away to a publisher that follows it back to the same
+/// server: the new connection takes the stream over, the player stays
+/// attached and sees every frame once, in order, with monotonic timestamps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_server_takeover_keeps_the_player_attached_without_gap() {
+    use sluice::server::drain::Target;
+    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
+    let server = InProcess::bind(Config::parse(conf, "t").unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let shared = server.shared();
+    tokio::spawn(server.run(std::future::pending()));
+    let url = format!("rtmp://{addr}/live/t");
+    let u = RtmpUrl::parse(&url).unwrap();
+
+    let mut player = client(&u, vec![]).await;
+    player.play(&u.stream).await.unwrap();
+    let publisher = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let flv = common::synthetic_flv(100, 0);
+            sluice::client::publish::publish(std::io::Cursor::new(flv), &[url], true).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = shared.drain.target(Target::Publisher {
+        server: 0,
+        app: "live".into(),
+        name: "t".into(),
+    });
+    assert!(n > 0);
+
+    let mut seen = Vec::new();
+    let mut last_ts = 0;
+    let mut sequence_headers = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), player.next_message()).await {
+            Ok(Ok(Some(Message::Video {
+                payload, timestamp, ..
+            }))) => {
+                if payload[1] == 0 {
+                    sequence_headers += 1;
+                    continue;
+                }
+                assert!(timestamp >= last_ts, "timestamps never go back");
+                last_ts = timestamp;
+                seen.push(u32::from_be_bytes(payload[5..9].try_into().unwrap()));
+            }
+            Ok(Ok(Some(Message::UserControl(sluice::rtmp::UserControl::StreamEof(_))))) => break,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("player lost: {other:?}"),
+        }
+    }
+    let stats = publisher.await.unwrap().unwrap();
+    assert_eq!((stats.moves, stats.lost), (1, 0));
+    assert_eq!(
+        seen,
+        (0..100).collect::<Vec<u32>>(),
+        "every frame once, in order"
+    );
+    assert_eq!(
+        sequence_headers, 1,
+        "the unchanged sequence header is not sent again"
+    );
+}

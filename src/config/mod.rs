@@ -142,6 +142,9 @@ pub struct AppConf {
     pub interleave: bool,
     pub gop_cache: bool,
     pub notify: NotifyConf,
+    /// `publish_takeover` (Sluice): when a new publisher may replace the
+    /// current one. Default `addr`: after Go Away, or from the same address.
+    pub takeover: crate::live::stream::Takeover,
     /// `allow`/`deny` rules in force (the innermost block that has any).
     pub access: Vec<access::Rule>,
 }
@@ -152,6 +155,8 @@ const APP: u8 = 4;
 
 #[derive(Clone, Copy)]
 enum Kind {
+    /// `off`, `goaway`, `addr` or `always`.
+    Takeover,
     /// An http:// or https:// notification URL.
     Url,
     /// `get` or `post`.
@@ -176,6 +181,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         "max_connections" => (MAIN, Kind::Num),
         "drain_timeout" => (MAIN | SRV, Kind::Msec),
+        "publish_takeover" => (MAIN | SRV | APP, Kind::Takeover),
         "live" | "wait_key" | "wait_video" | "publish_notify" | "idle_streams" | "play_restart"
         | "interleave" | "gop_cache" => (MAIN | SRV | APP, Kind::Flag),
         "drop_idle_publisher" | "sync" => (MAIN | SRV | APP, Kind::Msec),
@@ -349,6 +355,7 @@ impl Interp {
         let v = &d.args[0];
         let ok = match kind {
             Kind::Url => v.starts_with("http://") || v.starts_with("https://"),
+            Kind::Takeover => matches!(v.as_str(), "off" | "goaway" | "addr" | "always"),
             Kind::Method => v == "get" || v == "post",
             Kind::Flag => v == "on" || v == "off",
             Kind::Msec => parse_msec(v).is_some(),
@@ -360,6 +367,7 @@ impl Interp {
         if !ok {
             let expect = match kind {
                 Kind::Url => "expected an http:// or https:// URL",
+                Kind::Takeover => "it must be \"off\", \"goaway\", \"addr\" or \"always\"",
                 Kind::Method => "it must be \"get\" or \"post\"",
                 Kind::Flag => "it must be \"on\" or \"off\"",
                 Kind::Msec => "expected a time such as 500ms, 30s or 1m",
@@ -659,6 +667,12 @@ impl Config {
                     interleave: l.flag("interleave", false),
                     gop_cache: l.flag("gop_cache", true),
                     notify: NotifyConf::from_lookup(&l),
+                    takeover: match l.raw("publish_takeover") {
+                        Some("off") => crate::live::stream::Takeover::Off,
+                        Some("goaway") => crate::live::stream::Takeover::GoAway,
+                        Some("always") => crate::live::stream::Takeover::Always,
+                        _ => crate::live::stream::Takeover::Addr,
+                    },
                     access: [&app_rules, &srv_rules, &main_rules]
                         .into_iter()
                         .find(|r| !r.is_empty())

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::stream::{AlreadyPublishing, Delivery, Snapshot, Stream};
+use super::stream::{AlreadyPublishing, Delivery, PublisherId, Snapshot, Stream, Takeover};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamKey {
@@ -43,14 +43,15 @@ impl Registry {
         &self,
         key: &StreamKey,
         queue: usize,
-        id: u64,
-    ) -> Result<Arc<Stream>, AlreadyPublishing> {
+        who: PublisherId,
+        rule: Takeover,
+    ) -> Result<(Arc<Stream>, Option<PublisherId>), AlreadyPublishing> {
         let mut m = self.map();
         let s = m
             .entry(key.clone())
             .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)));
-        s.publish(id)?;
-        Ok(s.clone())
+        let replaced = s.publish(who, rule)?;
+        Ok((s.clone(), replaced))
     }
 
     /// Joins a player to `key` (creating an idle stream if needed), under

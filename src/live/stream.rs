@@ -48,9 +48,36 @@ pub struct Snapshot {
 #[error("already publishing")]
 pub struct AlreadyPublishing;
 
+/// When a new publisher may take a stream over from the current one
+/// (`publish_takeover`). nginx-rtmp never allows it ("already publishing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    Off,
+    /// Only after the current publisher was sent Go Away.
+    GoAway,
+    /// After Go Away, or from the current publisher's own address (an
+    /// encoder reconnecting before its dead connection timed out).
+    Addr,
+    Always,
+}
+
+/// Who publishes a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct PublisherId {
+    pub id: u64,
+    pub addr: std::net::IpAddr,
+}
+
 #[derive(Default)]
 struct State {
-    publisher: Option<u64>,
+    publisher: Option<PublisherId>,
+    /// The publisher was sent Go Away: a takeover is expected.
+    moving: bool,
+    /// Last audio and video timestamps sent to players, and the highest
+    /// video presentation time (timestamp + composition offset: with
+    /// B-frames it runs ahead), so a new publisher can continue above all.
+    last_ts: [u32; 2],
+    max_pts: i64,
     players: usize,
     meta: Option<Arc<Frame>>,
     video_seq: Option<Arc<Frame>>,
@@ -84,13 +111,34 @@ impl Stream {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes connection `id` the publisher.
-    pub fn publish(&self, id: u64) -> Result<(), AlreadyPublishing> {
+    /// Makes `who` the publisher. With a publisher in place, `rule` decides
+    /// whether `who` takes over: players stay attached and the caches stay
+    /// (the new publisher starts with its sequence headers and a keyframe).
+    /// Returns the publisher taken over from, which the caller must close.
+    pub fn publish(
+        &self,
+        who: PublisherId,
+        rule: Takeover,
+    ) -> Result<Option<PublisherId>, AlreadyPublishing> {
         let mut s = self.lock();
-        if s.publisher.is_some() {
-            return Err(AlreadyPublishing);
+        if let Some(old) = s.publisher {
+            let allowed = match rule {
+                Takeover::Off => false,
+                Takeover::GoAway => s.moving,
+                Takeover::Addr => s.moving || old.addr == who.addr,
+                Takeover::Always => true,
+            };
+            if !allowed {
+                return Err(AlreadyPublishing);
+            }
+            s.publisher = Some(who);
+            s.moving = false;
+            return Ok(Some(old));
         }
-        s.publisher = Some(id);
+        s.publisher = Some(who);
+        s.moving = false;
+        s.last_ts = [0, 0];
+        s.max_pts = 0;
         s.meta = None;
         s.video_seq = None;
         s.audio_seq = None;
@@ -98,12 +146,29 @@ impl Stream {
         s.gop_bytes = 0;
         s.gop_valid = false;
         let _ = self.tx.send(Delivery::PublishStart);
-        Ok(())
+        Ok(None)
+    }
+
+    /// The publisher `id` was sent Go Away.
+    pub fn mark_moving(&self, id: u64) {
+        let mut s = self.lock();
+        if s.publisher.is_some_and(|p| p.id == id) {
+            s.moving = true;
+        }
+    }
+
+    /// The timestamp a publisher taking over must start at or above: past
+    /// every audio and video timestamp and every video presentation time
+    /// players got, so their decoders never see time go back.
+    pub fn takeover_floor(&self) -> [u32; 2] {
+        let s = self.lock();
+        let above = (s.max_pts + 1).clamp(0, u32::MAX as i64) as u32;
+        [s.last_ts[0].max(above), s.last_ts[1].max(above)]
     }
 
     pub fn unpublish(&self, id: u64) {
         let mut s = self.lock();
-        if s.publisher == Some(id) {
+        if s.publisher.is_some_and(|p| p.id == id) {
             s.publisher = None;
             s.gop.clear();
             s.gop_bytes = 0;
@@ -117,14 +182,37 @@ impl Stream {
     }
 
     /// Publishes one frame to every player and updates the caches.
-    pub fn push(&self, frame: Arc<Frame>, gop_cache: bool, cache_meta: bool) {
+    /// Frames from anyone but the current publisher `from` (one taken over
+    /// an instant ago) are dropped.
+    pub fn push(&self, from: u64, frame: Arc<Frame>, gop_cache: bool, cache_meta: bool) {
         let mut s = self.lock();
-        if frame.info.sequence_header {
-            match frame.kind {
-                FrameKind::Video => s.video_seq = Some(frame.clone()),
-                FrameKind::Audio => s.audio_seq = Some(frame.clone()),
-                FrameKind::Data => {}
+        if s.publisher.is_none_or(|p| p.id != from) {
+            return;
+        }
+        match frame.kind {
+            FrameKind::Audio => s.last_ts[0] = frame.timestamp,
+            FrameKind::Video => {
+                s.last_ts[1] = frame.timestamp;
+                let pts =
+                    frame.timestamp as i64 + crate::flv::composition_offset(&frame.payload) as i64;
+                s.max_pts = s.max_pts.max(pts);
             }
+            FrameKind::Data => {}
+        }
+        if frame.info.sequence_header {
+            let slot = match frame.kind {
+                FrameKind::Video => &mut s.video_seq,
+                _ => &mut s.audio_seq,
+            };
+            // A publisher that took over repeats unchanged headers: players
+            // already have them.
+            if slot
+                .as_ref()
+                .is_some_and(|old| old.payload == frame.payload)
+            {
+                return;
+            }
+            *slot = Some(frame.clone());
         } else if frame.kind == FrameKind::Data {
             if cache_meta {
                 s.meta = Some(frame.clone());

@@ -12,11 +12,26 @@ pub struct TimestampFix {
     last_ext: i64,
     /// Last output per track (audio, video, data).
     track: [i64; 3],
+    /// Set by [`Self::continuing`]: the first timestamp maps at or above it.
+    floor: Option<i64>,
+    offset: i64,
 }
 
 impl TimestampFix {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// For a publisher taking a stream over, given the last (audio, video)
+    /// timestamps players got: its timestamps are shifted, if needed, so
+    /// that no track ever goes back.
+    pub fn continuing(last: [u32; 2]) -> Self {
+        let (a, v) = (last[0] as i64, last[1] as i64);
+        TimestampFix {
+            floor: Some(a.max(v)),
+            track: [a, v, 0],
+            ..Self::default()
+        }
     }
 
     /// Returns the player timestamp for a raw publisher timestamp on `track`.
@@ -27,7 +42,10 @@ impl TimestampFix {
         };
         self.last_raw = Some(raw);
         self.last_ext = ext;
-        let out = ext.max(self.track[track]).max(0);
+        if let Some(floor) = self.floor.take() {
+            self.offset = (floor - ext).max(0);
+        }
+        let out = (ext + self.offset).max(self.track[track]).max(0);
         self.track[track] = out;
         out as u32
     }
@@ -48,5 +66,19 @@ mod tests {
         // audio may trail video slightly on its own track
         assert_eq!(f.fix(0x09, 0), 0x09);
         assert_eq!(f.fix(0x40, 1), 0x40);
+    }
+
+    #[test]
+    fn continuing_after_takeover() {
+        // new publisher restarts at 0: shifted to continue at 5000
+        let mut f = TimestampFix::continuing([4880, 5000]);
+        assert_eq!(f.fix(0, 0), 5000, "audio shifted above the last video too");
+        assert_eq!(f.fix(0, 1), 5000);
+        assert_eq!(f.fix(40, 1), 5040);
+        // a moving publisher whose clock continues is not shifted
+        let mut g = TimestampFix::continuing([4990, 5000]);
+        assert_eq!(g.fix(5040, 1), 5040);
+        // nor held back on a track that trails a little
+        assert_eq!(g.fix(5020, 0), 5020);
     }
 }

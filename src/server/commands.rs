@@ -9,11 +9,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
 use super::connection::{close, Close, Connected, Connection, Playing, Publishing};
+use super::drain::Target;
 use super::hooks::{Armed, PendingCmd};
 use crate::config::access::Action;
 use crate::config::Meta;
 use crate::flv::{self, MediaInfo, VIDEO_FOURCCS};
 use crate::live::player::PlayerFilter;
+use crate::live::stream::{PublisherId, Takeover};
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Delivery, Frame, FrameKind, StreamKey};
 use crate::rtmp::amf::{self, object};
@@ -362,7 +364,15 @@ impl Connection {
     ) -> Result<(), Close> {
         let key = self.stream_key(&name);
         let queue = self.core().out_queue;
-        let Ok(stream) = self.shared.registry.publish(&key, queue, self.id) else {
+        let who = PublisherId {
+            id: self.id,
+            addr: self.addr.ip(),
+        };
+        let rule = self
+            .connected
+            .as_ref()
+            .map_or(Takeover::Off, |c| c.app.takeover);
+        let Ok((stream, replaced)) = self.shared.registry.publish(&key, queue, who, rule) else {
             warn!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish refused: already publishing");
             self.status(
                 stream_id,
@@ -371,6 +381,20 @@ impl Connection {
                 "Already publishing",
             );
             return Ok(());
+        };
+        let ts = match replaced {
+            Some(old) => {
+                info!(
+                    id = self.id,
+                    old = old.id,
+                    app = key.app,
+                    stream = name,
+                    "publish takes the stream over"
+                );
+                self.shared.drain.target(Target::Close(old.id));
+                TimestampFix::continuing(stream.takeover_floor())
+            }
+            None => TimestampFix::new(),
         };
         self.session
             .send_user_control(UserControl::StreamBegin(stream_id));
@@ -386,7 +410,7 @@ impl Connection {
             key,
             stream,
             stream_id,
-            ts: TimestampFix::new(),
+            ts,
             last_media: Instant::now(),
             last_ts: 0,
         });
@@ -598,7 +622,7 @@ impl Connection {
         let ts = p.ts.fix(ts, track);
         p.last_ts = ts;
         let frame = Arc::new(Frame::new(kind, ts, info, payload, chunk, app.1));
-        p.stream.push(frame, app.0, false);
+        p.stream.push(self.id, frame, app.0, false);
         Ok(())
     }
 
@@ -650,7 +674,7 @@ impl Connection {
         };
         let ts = p.ts.fix(ts, 2);
         let frame = Arc::new(Frame::new(FrameKind::Data, ts, info, payload, chunk, false));
-        p.stream.push(frame, false, is_meta);
+        p.stream.push(self.id, frame, false, is_meta);
         Ok(())
     }
 

@@ -274,6 +274,9 @@ impl Connection {
                     let phase = *self.phase.borrow_and_update();
                     self.on_phase(phase)?
                 }
+                Ev::Target(Ok(super::drain::Target::Close(id))) if id == self.id => {
+                    return Err(close("taken over by a new publisher"));
+                }
                 Ev::Target(Ok(t)) => {
                     if self.is_target(&t) {
                         self.go_away("Moved by the operator");

@@ -27,6 +27,8 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Client(u64),
+    /// Close this connection: its stream was taken over.
+    Close(u64),
     Publisher {
         server: usize,
         app: String,

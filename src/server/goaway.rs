@@ -60,6 +60,9 @@ impl Connection {
             Capability::None => return false,
         }
         self.go_away_sent = true;
+        if let Some(p) = &self.publishing {
+            p.stream.mark_moving(self.id);
+        }
         self.shared.drain.signalled.fetch_add(1, Ordering::Relaxed);
         info!(id = self.id, addr = %self.addr, "go away sent: {why}");
         true
@@ -69,6 +72,7 @@ impl Connection {
     pub(super) fn is_target(&self, t: &Target) -> bool {
         match t {
             Target::Client(id) => *id == self.id,
+            Target::Close(_) => false,
             Target::Publisher { server, app, name } => self.publishing.as_ref().is_some_and(|p| {
                 p.key.server == *server && &p.key.app == app && &p.key.name == name
             }),

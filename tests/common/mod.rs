@@ -464,3 +464,44 @@ impl HookServer {
         }
     }
 }
+
+/// A synthetic FLV: AVC and AAC sequence headers, then 25 fps video with a
+/// keyframe every 25 frames (6 KiB keyframes, 1.5 KiB others) and 1024-sample
+/// AAC frames at 44.1 kHz. Every payload carries its index (bytes 5..9), so
+/// gaps and duplicates show. Payloads need not decode; the server only reads
+/// their headers.
+pub fn synthetic_flv(video_frames: u32, audio_frames: u32) -> Vec<u8> {
+    use sluice::flv;
+    let mut out = bytes::BytesMut::new();
+    out.extend_from_slice(&flv::file_header(true, true));
+    flv::write_tag(
+        flv::TAG_VIDEO,
+        0,
+        &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f],
+        &mut out,
+    );
+    flv::write_tag(flv::TAG_AUDIO, 0, &[0xaf, 0, 0x12, 0x10], &mut out);
+    let mut tags: Vec<(u32, u8, Vec<u8>)> = Vec::new();
+    for i in 0..video_frames {
+        let key = i % 25 == 0;
+        let mut body = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        body.extend_from_slice(&i.to_be_bytes());
+        body.resize(if key { 6144 } else { 1536 }, i as u8);
+        tags.push((i * 40, flv::TAG_VIDEO, body));
+    }
+    for i in 0..audio_frames {
+        let mut body = vec![0xaf, 1, 0, 0, 0];
+        body.extend_from_slice(&i.to_be_bytes());
+        body.resize(200, i as u8);
+        tags.push((
+            (i as u64 * 1024 * 1000 / 44100) as u32,
+            flv::TAG_AUDIO,
+            body,
+        ));
+    }
+    tags.sort_by_key(|t| t.0);
+    for (ts, kind, body) in tags {
+        flv::write_tag(kind, ts, &body, &mut out);
+    }
+    out.to_vec()
+}
