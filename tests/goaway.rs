@@ -244,3 +244,40 @@ async fn same_server_takeover_keeps_the_player_attached_without_gap() {
         "the unchanged sequence header is not sent again"
     );
 }
+
+/// A legacy ffmpeg publisher (no supportsGoAway) keeps streaming through
+/// the drain until drain_timeout, then is closed; the server exits 0.
+#[test]
+fn legacy_ffmpeg_publisher_is_served_until_drain_timeout() {
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ drain_timeout 3s; server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}"
+    );
+    let mut srv = Server::with_config(&conf, port);
+    let src = make_source(srv.dir.path(), 15);
+    let mut publ = ffmpeg_publish_file(&src, &srv.url("legacy"));
+    sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    srv.terminate();
+    sleep(Duration::from_millis(2000));
+    assert!(
+        publ.try_wait().unwrap().is_none(),
+        "still streaming during the drain"
+    );
+    let st = srv.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
+    assert!(st.success());
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let log = srv.log();
+    assert!(log.contains("reason=\"drain timeout\""), "{log}");
+    assert!(log.contains("forced=1"), "{log}");
+    assert!(
+        !log.contains("go away sent"),
+        "a legacy client gets no signal"
+    );
+    let out = wait_for(publ, Duration::from_secs(10));
+    assert!(!out.status.success(), "ffmpeg saw the connection close");
+}
