@@ -40,7 +40,8 @@ fn zero_loss_move_between_servers() {
     ]);
     sleep(Duration::from_millis(1000));
     let publ = sluice(&["publish", src.to_str().unwrap(), &a.url("m"), &b.url("m")]);
-    sleep(Duration::from_secs(6));
+    // mid-GOP (1 s GOP): the publisher must keep feeding A until the keyframe
+    sleep(Duration::from_millis(6500));
     let t = Instant::now();
     a.terminate();
     let st = a.wait_exit(Duration::from_secs(15));
