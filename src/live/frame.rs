@@ -66,10 +66,6 @@ impl Frame {
         }
     }
 
-    pub fn type_id(&self) -> u8 {
-        frame_channel(self.kind, false).1
-    }
-
     pub fn is_video_key(&self) -> bool {
         self.kind == FrameKind::Video && self.info.keyframe
     }

@@ -76,19 +76,4 @@ impl Registry {
             m.remove(key);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn snapshot(&self) -> Vec<(StreamKey, Arc<Stream>)> {
-        self.map()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
 }

@@ -112,10 +112,6 @@ impl ChunkDecoder {
         Ok(())
     }
 
-    pub fn chunk_size(&self) -> usize {
-        self.chunk_size
-    }
-
     /// Drops the partial message of a chunk stream (Abort message).
     pub fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.get_mut(&csid) {

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::amf::{self, Amf};
 use super::chunk::{self, ChunkDecoder, ChunkError, DecoderLimits};
@@ -207,11 +207,6 @@ impl Session {
     /// Takes everything queued for the peer.
     pub fn take_output(&mut self) -> Bytes {
         self.out.split().freeze()
-    }
-
-    /// Appends pre-encoded bytes (shared pre-chunked media) to the output.
-    pub fn push_encoded(&mut self, b: &[u8]) {
-        self.out.put_slice(b);
     }
 }
 

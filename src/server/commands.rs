@@ -149,21 +149,25 @@ impl Connection {
             "close" => Err(close("client sent close")),
             other => {
                 debug!(id = self.id, command = other, "unknown command");
-                let info = object([
-                    ("level", Amf::str("error")),
-                    ("code", Amf::str("NetConnection.Call.Failed")),
-                    (
-                        "description",
-                        Amf::String(format!("Method not found ({other})")),
-                    ),
-                ]);
-                self.session.send_command(
-                    0,
-                    &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+                self.send_error(
+                    cmd.transaction,
+                    "NetConnection.Call.Failed",
+                    &format!("Method not found ({other})"),
                 );
                 Ok(())
             }
         }
+    }
+
+    /// Answers transaction `txn` with `_error` and an error info object.
+    pub(super) fn send_error(&mut self, txn: f64, code: &str, description: &str) {
+        let info = object([
+            ("level", Amf::str("error")),
+            ("code", Amf::str(code)),
+            ("description", Amf::str(description)),
+        ]);
+        self.session
+            .send_command(0, &Command::new("_error", txn, Amf::Null, vec![info]));
     }
 
     pub(super) fn status(&mut self, stream_id: u32, level: &str, code: &str, desc: &str) {
@@ -189,7 +193,7 @@ impl Connection {
         cmd: Command,
         app_override: Option<String>,
     ) -> Result<(), Close> {
-        let obj = cmd.object.clone();
+        let obj = cmd.object;
         let get = |k: &str| {
             obj.get(k)
                 .and_then(Amf::as_str)
@@ -217,17 +221,10 @@ impl Connection {
             .cloned()
         else {
             warn!(id = self.id, addr = %self.addr, app = app_name, "connect rejected: application not found");
-            let info = object([
-                ("level", Amf::str("error")),
-                ("code", Amf::str("NetConnection.Connect.Rejected")),
-                (
-                    "description",
-                    Amf::String(format!("Application not found: {app_name}")),
-                ),
-            ]);
-            self.session.send_command(
-                0,
-                &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+            self.send_error(
+                cmd.transaction,
+                "NetConnection.Connect.Rejected",
+                &format!("Application not found: {app_name}"),
             );
             self.close_after_flush = Some(format!("unknown application \"{app_name}\""));
             return Ok(());
@@ -276,8 +273,6 @@ impl Connection {
             app,
             app_name,
             args,
-            tc_url,
-            flash_ver: get("flashVer"),
             object: obj,
         });
         Ok(())
@@ -678,8 +673,14 @@ impl Connection {
         Ok(())
     }
 
+    /// Runs for every frame for every player: it reads only the few app
+    /// flags that publish events need, never clones configuration.
     pub(super) fn on_delivery(&mut self, d: Result<Delivery, RecvError>) -> Result<(), Close> {
-        let Some(app) = self.connected.as_ref().map(|c| c.app.clone()) else {
+        let Some((play_restart, publish_notify, idle_streams)) = self
+            .connected
+            .as_ref()
+            .map(|c| (c.app.play_restart, c.app.publish_notify, c.app.idle_streams))
+        else {
             return Ok(());
         };
         let Some(p) = self.playing.as_mut() else {
@@ -699,10 +700,10 @@ impl Connection {
                 p.filter.restart();
                 self.session
                     .send_user_control(UserControl::StreamBegin(sid));
-                if app.play_restart {
+                if play_restart {
                     self.status(sid, "status", "NetStream.Play.Start", "Start live");
                 }
-                if app.publish_notify {
+                if publish_notify {
                     self.status(
                         sid,
                         "status",
@@ -713,10 +714,10 @@ impl Connection {
             }
             Ok(Delivery::PublishStop) => {
                 self.session.send_user_control(UserControl::StreamEof(sid));
-                if app.play_restart {
+                if play_restart {
                     self.status(sid, "status", "NetStream.Play.Stop", "Stop live");
                 }
-                if app.publish_notify {
+                if publish_notify {
                     self.status(
                         sid,
                         "status",
@@ -724,7 +725,7 @@ impl Connection {
                         "Stop publishing",
                     );
                 }
-                if !app.idle_streams {
+                if !idle_streams {
                     self.close_after_flush = Some("publisher left (idle_streams off)".into());
                 }
             }

@@ -51,17 +51,14 @@ pub fn close(reason: impl Into<String>) -> Close {
     Close::Reason(reason.into())
 }
 
-/// What `connect` established. The tcUrl, flashVer, args and the raw command
-/// object are what notifications (`on_connect`...) and Go Away need.
-#[allow(dead_code)]
+/// What `connect` established. The args and the raw command object are what
+/// notifications and Go Away need.
 pub struct Connected {
     pub app: AppConf,
     /// The application name as the client sent it, without `?args`.
     pub app_name: String,
     /// Connection args from `?a=b` after the app (or in the tcUrl).
     pub args: String,
-    pub tc_url: String,
-    pub flash_ver: String,
     /// The whole `connect` command object, every field kept.
     pub object: Amf,
 }

@@ -10,7 +10,6 @@ use tracing::{info, warn};
 use super::connection::{close, Close, Connection};
 use crate::config::access::{self, Action};
 use crate::notify::{Answer, Call, Form, SessionFields};
-use crate::rtmp::amf::object;
 use crate::rtmp::{Amf, Command};
 
 /// A command waiting for its notification's answer.
@@ -193,17 +192,10 @@ impl Connection {
             }
             (PendingCmd::Connect(cmd), Answer::Reject(why)) => {
                 warn!(id = self.id, addr = %self.addr, "connect rejected by on_connect: {why}");
-                let info = object([
-                    ("level", Amf::str("error")),
-                    ("code", Amf::str("NetConnection.Connect.Rejected")),
-                    (
-                        "description",
-                        Amf::String(format!("Rejected by on_connect ({why})")),
-                    ),
-                ]);
-                self.session.send_command(
-                    0,
-                    &Command::new("_error", cmd.transaction, Amf::Null, vec![info]),
+                self.send_error(
+                    cmd.transaction,
+                    "NetConnection.Connect.Rejected",
+                    &format!("Rejected by on_connect ({why})"),
                 );
                 self.close_after_flush = Some(format!("on_connect rejected: {why}"));
                 Ok(())
@@ -302,16 +294,18 @@ impl Connection {
     /// answer ends the session; with `notify_update_strict on`, so does a
     /// timeout or a failed connection.
     pub(super) fn poll_update(&mut self, now: Instant) -> Result<(), Close> {
-        let Some(c) = self.connected.as_ref() else {
-            return Ok(());
-        };
-        let n = c.app.notify.clone();
-        let Some(url) = n.on_update.clone() else {
-            return Ok(());
-        };
+        // Runs every tick for every connection: bail out before touching
+        // the configuration when no update is scheduled.
         let Some(u) = self.update.as_mut() else {
             return Ok(());
         };
+        let Some(n) = self.connected.as_ref().map(|c| &c.app.notify) else {
+            return Ok(());
+        };
+        let (timeout, strict) = (n.update_timeout, n.update_strict);
+        if n.on_update.is_none() {
+            return Ok(());
+        }
         if let Some(rx) = u.inflight.as_mut() {
             let answer = match rx.try_recv() {
                 Ok(a) => a,
@@ -319,9 +313,9 @@ impl Connection {
                 Err(_) => Answer::Reject("notification task failed".into()),
             };
             u.inflight = None;
-            u.next = u.sent + n.update_timeout;
+            u.next = u.sent + timeout;
             if let Answer::Reject(why) = answer {
-                if n.update_strict || why.starts_with("HTTP ") {
+                if strict || why.starts_with("HTTP ") {
                     warn!(id = self.id, addr = %self.addr, "on_update rejected: {why}");
                     return Err(close(format!("on_update rejected: {why}")));
                 }
@@ -349,6 +343,13 @@ impl Connection {
             .field("timestamp", &ts.to_string())
             .field("name", &name)
             .raw(&args);
+        let Some(url) = self
+            .connected
+            .as_ref()
+            .and_then(|c| c.app.notify.on_update.clone())
+        else {
+            return Ok(());
+        };
         let call = self.call(&url, "update", form);
         let (tx, rx) = oneshot::channel();
         let notifier = self.shared.notifier.clone();
