@@ -61,14 +61,35 @@ enum Cmd {
         #[arg(long)]
         frames: Option<u64>,
     },
-    /// Connect N players to URL and report what each received.
+    /// Load-test any RTMP server: players, publishers, ramp, churn.
     Bench {
+        /// rtmp://host[:port]/app/name (names become name-0, name-1... with --streams)
         url: String,
+        /// Players, spread round-robin over the streams.
         #[arg(long, default_value_t = 100)]
         players: usize,
-        /// Seconds to run.
+        /// Streams to spread players (and publishers) over.
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// Publish this FLV to every stream in a loop at real-time pace;
+        /// enables loss and latency measurement.
+        #[arg(long, value_name = "FLV")]
+        publish: Option<std::path::PathBuf>,
+        /// Players started per second (default: all at once).
+        #[arg(long)]
+        ramp: Option<f64>,
+        /// Seconds measured after the ramp.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
+        /// Seconds of publishing before players join.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Extra players joining per second during the measurement, each
+        /// leaving after --churn-life seconds.
+        #[arg(long)]
+        churn: Option<f64>,
+        #[arg(long, default_value_t = 2.0)]
+        churn_life: f64,
     },
 }
 
@@ -183,15 +204,24 @@ fn main() -> ExitCode {
     let r: anyhow::Result<()> = rt.block_on(async move {
         match cmd {
             Cmd::Serve { config } => match load(&config) {
-                Ok(c) => serve(c).await,
+                Ok(c) => {
+                    raise_fd_limit();
+                    serve(c).await
+                }
                 Err(_) => std::process::exit(1),
             },
             Cmd::Check { .. } => unreachable!("handled above"),
-            Cmd::Publish { input, urls, no_pace } => {
+            Cmd::Publish {
+                input,
+                urls,
+                no_pace,
+            } => {
                 let stats = if input == "-" {
                     sluice::client::publish::publish(tokio::io::stdin(), &urls, !no_pace).await?
                 } else {
-                    let f = tokio::fs::File::open(&input).await.with_context(|| format!("open {input}"))?;
+                    let f = tokio::fs::File::open(&input)
+                        .await
+                        .with_context(|| format!("open {input}"))?;
                     sluice::client::publish::publish(f, &urls, !no_pace).await?
                 };
                 eprintln!(
@@ -215,8 +245,11 @@ fn main() -> ExitCode {
                 let stats = if output == "-" {
                     sluice::client::play::play(&url, Some(tokio::io::stdout()), &opts).await?
                 } else {
-                    let f = tokio::fs::File::create(&output).await.with_context(|| format!("create {output}"))?;
-                    sluice::client::play::play(&url, Some(tokio::io::BufWriter::new(f)), &opts).await?
+                    let f = tokio::fs::File::create(&output)
+                        .await
+                        .with_context(|| format!("create {output}"))?;
+                    sluice::client::play::play(&url, Some(tokio::io::BufWriter::new(f)), &opts)
+                        .await?
                 };
                 eprintln!(
                     "received {} video frames ({} key), {} audio frames, {} bytes",
@@ -224,21 +257,31 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Cmd::Bench { url, players, duration } => {
-                let r = sluice::client::bench::bench(&url, players, Duration::from_secs_f64(duration), false).await;
-                let mbps = r.total_bytes() as f64 * 8.0 / duration / 1e6;
-                println!(
-                    "players {} connected {} video frames min {} max {} delivered {:.1} Mbps errors {}",
-                    r.players,
-                    r.connected,
-                    r.min_video(),
-                    r.max_video(),
-                    mbps,
-                    r.errors.len()
-                );
-                if let Some(e) = r.errors.first() {
-                    println!("first error: {e}");
-                }
+            Cmd::Bench {
+                url,
+                players,
+                streams,
+                publish,
+                ramp,
+                duration,
+                warmup,
+                churn,
+                churn_life,
+            } => {
+                raise_fd_limit();
+                let opts = sluice::client::bench::BenchOptions {
+                    url,
+                    players,
+                    streams,
+                    publish,
+                    ramp,
+                    duration: Duration::from_secs_f64(duration),
+                    warmup: Duration::from_secs_f64(warmup),
+                    churn,
+                    churn_life: Duration::from_secs_f64(churn_life),
+                };
+                let report = sluice::client::bench::bench(&opts).await?;
+                println!("{}", report.render());
                 Ok(())
             }
         }
@@ -248,6 +291,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("sluice: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Raises the open-file limit to its hard maximum: every RTMP connection is
+/// a descriptor, and the usual soft default of 1024 caps a server (or a
+/// bench) far below what the machine can carry.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

@@ -19,6 +19,17 @@ const OUT_CHUNK_SIZE: usize = 4096;
 /// How long the server may take to answer a command.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A connection handed over to a caller that reads the socket itself
+/// (`sluice bench`), with the state it needs to carry on.
+pub struct Parts {
+    pub sock: TcpStream,
+    /// Bytes read but not yet decoded; they start at a chunk boundary.
+    pub leftover: BytesMut,
+    pub chunk_size: usize,
+    pub peer_window: Option<u32>,
+    pub received: u64,
+}
+
 pub struct ClientConn {
     sock: TcpStream,
     session: Session,
@@ -258,6 +269,18 @@ impl ClientConn {
                 ms: 3000,
             });
         self.flush().await
+    }
+
+    /// Gives up the socket after writing what is queued. Meant to be called
+    /// right after [`Self::play`], when no message is half decoded.
+    pub fn into_parts(self) -> Parts {
+        Parts {
+            leftover: self.input,
+            chunk_size: self.session.in_chunk_size(),
+            peer_window: self.session.peer_window(),
+            received: self.session.bytes_received(),
+            sock: self.sock,
+        }
     }
 
     /// Queues one audio, video or data message on our stream.

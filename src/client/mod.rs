@@ -5,6 +5,8 @@ pub mod bench;
 pub mod conn;
 pub mod play;
 pub mod publish;
+pub mod skim;
+pub mod timeline;
 pub mod url;
 
 pub use url::RtmpUrl;

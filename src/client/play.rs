@@ -137,3 +137,31 @@ pub async fn play<W: AsyncWrite + Unpin>(
     }
     Ok(stats)
 }
+
+/// Runs `players` players of `url` concurrently with the full decoder, for
+/// `duration` or until the publisher leaves (`until_unpublish`). Tests use
+/// it to check every frame; `sluice bench` is the lighter load generator.
+pub async fn play_many(
+    url: &str,
+    players: usize,
+    duration: Duration,
+    until_unpublish: bool,
+) -> Vec<anyhow::Result<PlayStats>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..players {
+        let url = url.to_owned();
+        set.spawn(async move {
+            let opts = PlayOptions {
+                duration: Some(duration),
+                until_unpublish,
+                max_video_frames: None,
+            };
+            play::<tokio::io::Sink>(&url, None, &opts).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.map_err(anyhow::Error::from).and_then(|r| r));
+    }
+    out
+}

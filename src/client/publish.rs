@@ -232,7 +232,7 @@ pub fn resolve(current: &RtmpUrl, tc_url: &str) -> RtmpUrl {
         .unwrap_or_else(|_| current.clone())
 }
 
-fn send_tag(conn: &mut ClientConn, tag: &Tag) {
+pub(crate) fn send_tag(conn: &mut ClientConn, tag: &Tag) {
     match tag.tag_type {
         TAG_AUDIO => conn.queue_media(types::AUDIO, tag.timestamp, &tag.data),
         TAG_VIDEO => conn.queue_media(types::VIDEO, tag.timestamp, &tag.data),

@@ -103,6 +103,10 @@ impl ChunkDecoder {
         }
     }
 
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
     /// Applies the peer's Set Chunk Size.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
         if size == 0 || size > MAX_CHUNK_SIZE {

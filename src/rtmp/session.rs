@@ -58,6 +58,16 @@ impl Session {
         self.out_chunk_size
     }
 
+    /// The peer's chunk size (what we decode with).
+    pub fn in_chunk_size(&self) -> usize {
+        self.decoder.chunk_size()
+    }
+
+    /// The acknowledgement window the peer asked for.
+    pub fn peer_window(&self) -> Option<u32> {
+        self.peer_window
+    }
+
     /// Total bytes received from the peer so far.
     pub fn bytes_received(&self) -> u64 {
         self.received

@@ -1,0 +1,61 @@
+//! `sluice bench` as a load generator: against Sluice in-process it must
+//! connect every player, match every frame to its publishing (so no loss
+//! and a latency per frame), and time the first frame of each player.
+
+mod common;
+
+use std::time::Duration;
+
+use sluice::client::bench::{bench, BenchOptions};
+use sluice::config::Config;
+use sluice::server::Server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_publishes_plays_and_matches_every_frame() {
+    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
+    let server = Server::bind(Config::parse(conf, "test").unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    tokio::spawn(server.run(std::future::pending()));
+    let dir = tempfile::tempdir().unwrap();
+    let flv = dir.path().join("src.flv");
+    // 2 s of 25 fps video with a keyframe per second, looped.
+    std::fs::write(&flv, common::synthetic_flv(50, 86)).unwrap();
+
+    let opts = BenchOptions {
+        url: format!("rtmp://{addr}/live/b"),
+        players: 40,
+        streams: 2,
+        publish: Some(flv),
+        ramp: Some(100.0),
+        duration: Duration::from_secs(4),
+        warmup: Duration::from_millis(1500),
+        churn: Some(10.0),
+        churn_life: Duration::from_secs(1),
+    };
+    let r = bench(&opts).await.unwrap();
+    println!("{}", r.render());
+    assert!(r.publisher_errors.is_empty(), "{:?}", r.publisher_errors);
+    assert_eq!(r.players.len(), 40);
+    assert_eq!(r.connected(), 40, "{:?}", r.errors());
+    assert!(r.errors().is_empty(), "{:?}", r.errors());
+    for p in &r.players {
+        // Sluice forwards timestamps as published: every frame matches.
+        assert_eq!(p.unmatched, 0);
+        assert_eq!(p.lost, [0, 0]);
+        // ~4.4 s of 25 fps video at least, GOP cache included.
+        assert!(p.frames[1] >= 100, "{:?}", p.frames);
+        assert!(p.cached > 0, "the GOP cache should start every player");
+        assert!(p.first_frame.is_some());
+        assert!(p.behind[1] <= 2, "{:?}", p.behind);
+    }
+    assert!(r.latency().count() > 40 * 100);
+    assert!(r.mbps() > 0.0);
+    // 10/s for 3 s (a churn player must fit its 1 s life in the window).
+    assert!((25..=35).contains(&r.churn.len()), "{}", r.churn.len());
+    assert!(r.churn.iter().all(|p| p.first_frame.is_some()));
+    assert!(r
+        .render()
+        .contains("RESULT players=40 connected=40 errors=0"));
+}
