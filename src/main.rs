@@ -90,6 +90,9 @@ enum Cmd {
         churn: Option<f64>,
         #[arg(long, default_value_t = 2.0)]
         churn_life: f64,
+        /// Sample this server process's CPU and RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
 }
 
@@ -267,6 +270,7 @@ fn main() -> ExitCode {
                 warmup,
                 churn,
                 churn_life,
+                server_pid,
             } => {
                 raise_fd_limit();
                 let opts = sluice::client::bench::BenchOptions {
@@ -279,6 +283,7 @@ fn main() -> ExitCode {
                     warmup: Duration::from_secs_f64(warmup),
                     churn,
                     churn_life: Duration::from_secs_f64(churn_life),
+                    server_pid,
                 };
                 let report = sluice::client::bench::bench(&opts).await?;
                 println!("{}", report.render());

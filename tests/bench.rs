@@ -33,6 +33,8 @@ async fn bench_publishes_plays_and_matches_every_frame() {
         warmup: Duration::from_millis(1500),
         churn: Some(10.0),
         churn_life: Duration::from_secs(1),
+        // The server runs in this process.
+        server_pid: Some(std::process::id()),
     };
     let r = bench(&opts).await.unwrap();
     println!("{}", r.render());
@@ -52,6 +54,9 @@ async fn bench_publishes_plays_and_matches_every_frame() {
     }
     assert!(r.latency().count() > 40 * 100);
     assert!(r.mbps() > 0.0);
+    let usage = r.server.expect("/proc sampled");
+    assert!(usage.cpu_secs > 0.0 && usage.rss_end_kb > 0);
+    assert!(r.cpu_per_gb().is_some_and(|c| c > 0.0));
     // 10/s for 3 s (a churn player must fit its 1 s life in the window).
     assert!((25..=35).contains(&r.churn.len()), "{}", r.churn.len());
     assert!(r.churn.iter().all(|p| p.first_frame.is_some()));

@@ -49,6 +49,8 @@ pub struct BenchOptions {
     /// Extra players joining per second, each leaving after `churn_life`.
     pub churn: Option<f64>,
     pub churn_life: Duration,
+    /// Server process to sample from /proc: CPU over the window, RSS.
+    pub server_pid: Option<u32>,
 }
 
 impl Default for BenchOptions {
@@ -63,6 +65,7 @@ impl Default for BenchOptions {
             warmup: Duration::from_secs(2),
             churn: None,
             churn_life: Duration::from_secs(2),
+            server_pid: None,
         }
     }
 }
@@ -404,6 +407,38 @@ pub struct BenchReport {
     pub window: Duration,
     /// Whether frames could be matched (the bench published them).
     pub matched: bool,
+    pub server: Option<ServerUsage>,
+}
+
+/// The server's CPU over the measurement window and its memory, from /proc.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerUsage {
+    pub cpu_secs: f64,
+    /// RSS before any bench connection, and at the end of the window.
+    pub rss_before_kb: u64,
+    pub rss_end_kb: u64,
+}
+
+/// utime+stime in seconds and VmRSS in kB of `pid`.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields overall.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for this ABI.
+    let hz = 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((ticks as f64 / hz, rss))
 }
 
 impl BenchReport {
@@ -435,9 +470,23 @@ impl BenchReport {
             .max()
             .unwrap_or(0)
     }
+    pub fn window_bytes(&self) -> u64 {
+        self.players.iter().map(|p| p.window_bytes).sum()
+    }
     pub fn mbps(&self) -> f64 {
-        let bytes: u64 = self.players.iter().map(|p| p.window_bytes).sum();
-        bytes as f64 * 8.0 / self.window.as_secs_f64().max(1e-3) / 1e6
+        self.window_bytes() as f64 * 8.0 / self.window.as_secs_f64().max(1e-3) / 1e6
+    }
+    /// Server CPU-seconds per delivered GB.
+    pub fn cpu_per_gb(&self) -> Option<f64> {
+        let gb = self.window_bytes() as f64 / 1e9;
+        self.server.filter(|_| gb > 0.0).map(|s| s.cpu_secs / gb)
+    }
+    /// Server RSS growth per connected player, in kB.
+    pub fn rss_per_player_kb(&self) -> Option<f64> {
+        let n = self.connected();
+        self.server
+            .filter(|_| n > 0)
+            .map(|s| (s.rss_end_kb as f64 - s.rss_before_kb as f64) / n as f64)
     }
     pub fn latency(&self) -> Histogram {
         let mut h = Histogram::default();
@@ -512,6 +561,18 @@ impl BenchReport {
                 ms(churn_ttff.quantile(0.99)),
             );
         }
+        if let Some(u) = self.server {
+            s += &format!(
+                "server cpu {:.2} s ({} CPU-s/GB), rss {} -> {} kB ({} kB per player)\n",
+                u.cpu_secs,
+                self.cpu_per_gb()
+                    .map_or("n/a".into(), |v| format!("{v:.3}")),
+                u.rss_before_kb,
+                u.rss_end_kb,
+                self.rss_per_player_kb()
+                    .map_or("n/a".into(), |v| format!("{v:.1}")),
+            );
+        }
         if let Some(e) = errors.first() {
             s += &format!("first player error: {e}\n");
         }
@@ -522,7 +583,8 @@ impl BenchReport {
         s += &format!(
             "RESULT players={} connected={} errors={} mbps={:.1} frames={} lost={} lossy_players={} \
              max_behind={} lat_p50_ms={} lat_p95_ms={} lat_p99_ms={} ttff_p50_ms={} ttff_p99_ms={} \
-             churn_joins={} churn_ttff_p50_ms={} churn_ttff_p99_ms={} publisher_errors={}",
+             churn_joins={} churn_ttff_p50_ms={} churn_ttff_p99_ms={} publisher_errors={} \
+             cpu_s={} cpu_per_gb={} rss_kb={} rss_per_player_kb={}",
             self.players.len(),
             self.connected(),
             errors.len(),
@@ -540,6 +602,11 @@ impl BenchReport {
             opt(churn_ttff.quantile(0.5)),
             opt(churn_ttff.quantile(0.99)),
             self.publisher_errors.len(),
+            self.server.map_or("nan".into(), |u| format!("{:.3}", u.cpu_secs)),
+            self.cpu_per_gb().map_or("nan".into(), |v| format!("{v:.3}")),
+            self.server.map_or("nan".into(), |u| u.rss_end_kb.to_string()),
+            self.rss_per_player_kb()
+                .map_or("nan".into(), |v| format!("{v:.1}")),
         );
         s
     }
@@ -557,6 +624,7 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         Some(r) if r > 0.0 => Duration::from_secs_f64(o.players as f64 / r),
         _ => Duration::ZERO,
     };
+    let before = o.server_pid.and_then(proc_usage);
     let t0 = Instant::now();
     let warmup = if tags.is_some() {
         o.warmup
@@ -565,6 +633,15 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let window = t0 + warmup + ramp_time;
     let until = window + o.duration;
+    let sampler = o.server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window).await;
+            let start = proc_usage(pid);
+            tokio::time::sleep_until(until - Duration::from_millis(50)).await;
+            let end = proc_usage(pid);
+            Some((start?, end?))
+        })
+    });
     let mut timelines = Vec::new();
     let mut pubs = JoinSet::new();
     for i in 0..streams {
@@ -622,6 +699,15 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     };
     while let Some(r) = players.join_next().await {
         report.players.push(r?);
+    }
+    if let (Some(s), Some((_, rss0))) = (sampler, before) {
+        if let Some(((c0, _), (c1, rss1))) = s.await? {
+            report.server = Some(ServerUsage {
+                cpu_secs: c1 - c0,
+                rss_before_kb: rss0,
+                rss_end_kb: rss1,
+            });
+        }
     }
     while let Some(r) = churn.join_next().await {
         report.churn.push(r?);

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Sluice and nginx-rtmp side by side under the same loads, one table.
+#
+# Usage: bench/compare.sh [RUNS] [SECONDS]
+#   RUNS     repetitions of every load on every server (default 3)
+#   SECONDS  measured seconds per load (default 20)
+# Environment:
+#   LOAD_A   player counts for load (a) (default "100 500 1000")
+#   SERVERS  which servers to run (default "sluice nginx")
+#   OUT      directory for logs and raw results (default a temp dir)
+#
+# Installs ffmpeg, nginx and libnginx-mod-rtmp when missing (Debian/Ubuntu).
+# Both servers listen on 127.0.0.1 only. nginx runs one worker
+# (worker_processes 1), as its live module requires. Server CPU is
+# utime+stime of the server process from /proc over the measured window,
+# sampled by `sluice bench --server-pid`; RSS is VmRSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+secs=${2:-20}
+load_a=${LOAD_A:-"100 500 1000"}
+servers=${SERVERS:-"sluice nginx"}
+
+need=()
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v nginx >/dev/null || need+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release -q
+bin=$PWD/target/release/sluice
+
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+trap 'pkill -P $$ 2>/dev/null || true' EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+media() { # name bitrate size seconds
+  [ -s "$out/$1" ] && return
+  ffmpeg -hide_banner -loglevel error -y \
+    -f lavfi -i "testsrc2=size=$3:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=44100" \
+    -t "$4" -c:v libx264 -preset ultrafast -tune zerolatency -b:v "$2" -minrate "$2" -maxrate "$2" \
+    -bufsize 1M -x264-params nal-hrd=cbr -g 30 -pix_fmt yuv420p -c:a aac -b:a 128k \
+    -f flv "$out/$1"
+}
+media a4m.flv 4M 1280x720 30
+media a1m.flv 1M 640x360 30
+
+sport=19350
+nport=19351
+printf 'rtmp { server { listen 127.0.0.1:%s; application live { live on; } } }\n' $sport >"$out/sluice.conf"
+cat >"$out/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+daemon off;
+master_process off;
+pid $out/nginx.pid;
+error_log $out/nginx-error.log warn;
+events { worker_connections 65536; }
+rtmp { server { listen 127.0.0.1:$nport; application live { live on; } } }
+EOF
+
+start_server() { # server -> sets pid, port
+  case $1 in
+    sluice) "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
+    nginx) nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
+  esac
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "$1 did not start" >&2; exit 1
+}
+stop_server() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; sleep 0.5; }
+
+# load name, then bench arguments after the URL
+loads=()
+for n in $load_a; do
+  loads+=("a:$n players, 4 Mbps|--players $n --publish $out/a4m.flv --ramp 250 --duration $secs")
+done
+loads+=("b:100 streams 1 Mbps, 1 player each|--players 100 --streams 100 --publish $out/a1m.flv --ramp 100 --duration $secs")
+loads+=("c:2000 idle players|--players 2000 --ramp 500 --duration 5 --warmup 0")
+loads+=("d:churn 50/s (1 s each) + 50 steady, 4 Mbps|--players 50 --publish $out/a4m.flv --churn 50 --churn-life 1 --duration $secs")
+
+results=$out/results.tsv
+: >"$results"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(date -u +%F)"
+echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), sluice: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+for run in $(seq "$runs"); do
+  for li in "${!loads[@]}"; do
+    l=${loads[$li]}; name=${l%%|*}; args=${l#*|}
+    for srv in $servers; do
+      start_server "$srv"
+      log="$out/$srv-run$run-load$li.txt"
+      # shellcheck disable=SC2086
+      "$bin" bench "rtmp://127.0.0.1:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+      r=$(grep -h '^RESULT' "$log" || echo "RESULT failed=1")
+      printf '%s\t%s\t%s\t%s\n' "$name" "$srv" "$run" "${r#RESULT }" >>"$results"
+      echo "run $run  $srv  $name: ${r#RESULT }" >&2
+      stop_server
+    done
+  done
+done
+
+# One row per load and server: min and median over the runs.
+awk -F'\t' '
+function val(kv, key,   n, i, a, p) {
+  n = split(kv, a, " ");
+  for (i = 1; i <= n; i++) { split(a[i], p, "="); if (p[1] == key) return p[2] }
+  return "nan"
+}
+function sort(arr, n,   i, j, t) {
+  for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
+}
+function stat(key, k,   n, i, v, arr) {
+  n = 0
+  for (i = 1; i <= cnt[k]; i++) { v = val(row[k, i], key); if (v != "nan") arr[++n] = v + 0 }
+  if (n == 0) return "n/a"
+  sort(arr, n)
+  if (n == 1) return sprintf(fmt[key], arr[1])
+  return sprintf(fmt[key] " / " fmt[key], arr[1], arr[int((n + 1) / 2)])
+}
+function worst(key, k,   i, v, m) {
+  m = 0
+  for (i = 1; i <= cnt[k]; i++) { v = val(row[k, i], key); if (v != "nan" && v + 0 > m) m = v + 0 }
+  return m
+}
+BEGIN {
+  fmt["cpu_per_gb"] = "%.2f"; fmt["rss_per_player_kb"] = "%.1f"; fmt["lat_p99_ms"] = "%.1f"
+  fmt["ttff_p50_ms"] = "%.0f"; fmt["ttff_p99_ms"] = "%.0f"; fmt["mbps"] = "%.0f"
+  fmt["churn_ttff_p50_ms"] = "%.0f"; fmt["churn_ttff_p99_ms"] = "%.0f"
+}
+{
+  k = $1 SUBSEP $2
+  if (!(k in cnt)) { order[++nk] = k }
+  row[k, ++cnt[k]] = $4
+}
+END {
+  print ""
+  print "min / median over runs (one value: one run). lost = frames missed by players, worst run."
+  print ""
+  print "| load | server | connected (worst) | delivered Mbps | CPU-s per GB | RSS per player kB | latency p99 ms | first frame p50 ms | first frame p99 ms | lost (worst) |"
+  print "|---|---|---|---|---|---|---|---|---|---|"
+  for (i = 1; i <= nk; i++) {
+    split(order[i], kk, SUBSEP); k = order[i]
+    minc = 1e9; for (j = 1; j <= cnt[k]; j++) { c = val(row[k, j], "connected"); if (c + 0 < minc) minc = c + 0 }
+    players = val(row[k, 1], "players")
+    t50 = stat("ttff_p50_ms", k); t99 = stat("ttff_p99_ms", k)
+    if (val(row[k, 1], "churn_joins") + 0 > 0) { t50 = stat("churn_ttff_p50_ms", k) " (joins)"; t99 = stat("churn_ttff_p99_ms", k) " (joins)" }
+    printf "| %s | %s | %d/%s | %s | %s | %s | %s | %s | %s | %d |\n", kk[1], kk[2], minc, players,
+      stat("mbps", k), stat("cpu_per_gb", k), stat("rss_per_player_kb", k), stat("lat_p99_ms", k), t50, t99, worst("lost", k)
+    if (kk[1] ~ /^a:/ && minc == players + 0 && worst("lost", k) == 0 && players + 0 > best[kk[2]]) best[kk[2]] = players + 0
+    servers[kk[2]] = 1
+  }
+  print ""
+  for (s in servers) printf "highest load (a) player count with every player connected and no frame lost in any run: %s %d\n", s, best[s]
+}' "$results"
+echo
+echo "raw results: $results"
