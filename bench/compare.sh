@@ -7,6 +7,7 @@
 # Environment:
 #   LOAD_A   player counts for load (a) (default "100 500 1000")
 #   SERVERS  which servers to run (default "sluice nginx")
+#   LOADS    which loads to run (default "a b c d")
 #   OUT      directory for logs and raw results (default a temp dir)
 #
 # Installs ffmpeg, nginx and libnginx-mod-rtmp when missing (Debian/Ubuntu).
@@ -20,6 +21,7 @@ runs=${1:-3}
 secs=${2:-20}
 load_a=${LOAD_A:-"100 500 1000"}
 servers=${SERVERS:-"sluice nginx"}
+only=${LOADS:-"a b c d"}
 
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
@@ -92,6 +94,7 @@ echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), sluice: $(git rev-parse --short 
 for run in $(seq "$runs"); do
   for li in "${!loads[@]}"; do
     l=${loads[$li]}; name=${l%%|*}; args=${l#*|}
+    [[ " $only " == *" ${name%%:*} "* ]] || continue
     for srv in $servers; do
       start_server "$srv"
       log="$out/$srv-run$run-load$li.txt"

@@ -46,7 +46,7 @@ impl Session {
         Session {
             decoder: ChunkDecoder::new(limits),
             out_chunk_size: chunk::DEFAULT_CHUNK_SIZE,
-            out: BytesMut::with_capacity(4096),
+            out: BytesMut::new(),
             received: 0,
             acked: 0,
             peer_window: None,

@@ -37,6 +37,8 @@ use crate::rtmp::{Amf, Message, Session};
 const BATCH: usize = 64;
 /// Slices per writev call.
 const IOV: usize = 64;
+/// Housekeeping period: keepalive, idle publishers, on_update.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Why a connection ends: a short, log-friendly reason.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +111,9 @@ pub struct Connection {
     pub update: Option<UpdateTimer>,
     /// A Go Away signal went to this client already.
     pub go_away_sent: bool,
-    phase: tokio::sync::watch::Receiver<super::drain::Phase>,
-    targeted: tokio::sync::broadcast::Receiver<super::drain::Target>,
+    mailbox: Arc<super::drain::Mailbox>,
+    /// When the once-a-second housekeeping last ran.
+    last_tick: Instant,
     /// Role and stream for the close log, kept after the stream ends
     /// (publishers usually deleteStream before they hang up).
     pub role: (&'static str, String),
@@ -131,7 +134,7 @@ impl Connection {
             addr,
             server,
             session: Session::new(limits),
-            input: BytesMut::with_capacity(16 * 1024),
+            input: BytesMut::new(),
             outq: VecDeque::new(),
             connected: None,
             next_stream_id: 1,
@@ -145,8 +148,8 @@ impl Connection {
             armed: None,
             update: None,
             go_away_sent: false,
-            phase: shared.drain.phase.subscribe(),
-            targeted: shared.drain.targeted.subscribe(),
+            mailbox: shared.drain.register(id),
+            last_tick: now,
             role: ("none", String::new()),
             shared,
         }
@@ -184,6 +187,7 @@ impl Connection {
         self.stop_playing();
         self.fire_done();
         self.fire_disconnect();
+        self.shared.drain.unregister(self.id);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         info!(
             id = self.id,
@@ -204,41 +208,53 @@ impl Connection {
         self.handshake(sock).await?;
         // Whatever arrived with C2 is already chunk data.
         self.process_input()?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush(sock).await?;
             if let Some(r) = self.close_after_flush.take() {
                 return Err(close(r));
             }
+            // Housekeeping runs here too, not only on the timer branch: a
+            // busy connection always has a read or a delivery ready first.
+            let now = Instant::now();
+            if now.duration_since(self.last_tick) >= TICK {
+                self.last_tick = now;
+                self.on_tick()?;
+                continue;
+            }
             enum Ev {
-                Read(std::io::Result<usize>),
+                Readable(std::io::Result<()>),
                 Delivery(Result<Delivery, RecvError>),
                 Answer(Answer),
-                Phase,
-                Target(Result<super::drain::Target, tokio::sync::broadcast::error::RecvError>),
+                Signal,
                 Tick,
             }
             // While a command waits for its hook, stop reading once a
             // message's worth is buffered: the client must not grow it.
             let can_read = self.pending.is_none() || self.input.len() < self.core().max_message;
-            // Without spare room, read_buf would read 64 bytes at a time.
-            self.input.reserve(16 * 1024);
+            // Branches in order of how often they fire; `biased` polls them
+            // in that order and stops at the first ready one.
             let ev = tokio::select! {
-                r = sock.read_buf(&mut self.input), if can_read => Ev::Read(r),
-                a = pending_answer(&mut self.pending) => Ev::Answer(a),
-                r = self.phase.changed() => match r {
-                    Ok(()) => Ev::Phase,
-                    // the server is gone: nothing more to watch
-                    Err(_) => std::future::pending().await,
-                },
-                t = self.targeted.recv() => Ev::Target(t),
+                biased;
+                r = sock.readable(), if can_read => Ev::Readable(r),
                 d = next_delivery(&mut self.playing) => Ev::Delivery(d),
+                a = pending_answer(&mut self.pending) => Ev::Answer(a),
+                _ = self.mailbox.notify.notified() => Ev::Signal,
                 _ = tick.tick() => Ev::Tick,
             };
             match ev {
-                Ev::Read(r) => {
-                    let n = r?;
+                Ev::Readable(r) => {
+                    r?;
+                    // Players rarely send anything: they hold no read
+                    // buffer between reads (see `process_input`).
+                    let room = if self.publishing.is_some() { 64 } else { 4 } * 1024;
+                    self.input.reserve(room);
+                    let n = match sock.try_read_buf(&mut self.input) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     if n == 0 {
                         return Err(close("peer closed"));
                     }
@@ -267,20 +283,31 @@ impl Connection {
                     }
                     self.process_input()?;
                 }
-                Ev::Phase => {
-                    let phase = *self.phase.borrow_and_update();
-                    self.on_phase(phase)?
-                }
-                Ev::Target(Ok(super::drain::Target::Close(id))) if id == self.id => {
-                    return Err(close("taken over by a new publisher"));
-                }
-                Ev::Target(Ok(t)) => {
-                    if self.is_target(&t) {
-                        self.go_away("Moved by the operator");
+                Ev::Signal => {
+                    for sig in self.mailbox.take() {
+                        self.on_signal(sig)?;
                     }
                 }
-                Ev::Target(Err(_)) => {}
-                Ev::Tick => self.on_tick()?,
+                Ev::Tick => {
+                    self.last_tick = Instant::now();
+                    self.on_tick()?;
+                }
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: super::drain::Signal) -> Result<(), Close> {
+        use super::drain::{Signal, Target};
+        match sig {
+            Signal::Phase(p) => self.on_phase(p),
+            Signal::Target(Target::Close(id)) if id == self.id => {
+                Err(close("taken over by a new publisher"))
+            }
+            Signal::Target(t) => {
+                if self.is_target(&t) {
+                    self.go_away("Moved by the operator");
+                }
+                Ok(())
             }
         }
     }
@@ -301,6 +328,7 @@ impl Connection {
                 if done {
                     return Ok::<_, Close>(());
                 }
+                self.input.reserve(4096);
                 let n = sock.read_buf(&mut self.input).await?;
                 if n == 0 {
                     return Err(close("peer closed during handshake"));
@@ -324,6 +352,10 @@ impl Connection {
                 Err(e) => return Err(close(format!("protocol error: {e}"))),
             };
             self.on_message(msg)?;
+        }
+        if self.input.is_empty() && self.publishing.is_none() && self.input.capacity() > 0 {
+            // Thousands of idle players must not each pin a read buffer.
+            self.input = BytesMut::new();
         }
         Ok(())
     }
@@ -403,11 +435,12 @@ impl Connection {
         }
     }
 
+    /// Writes everything queued: straight away when the socket has room
+    /// (the usual case), waiting for writability only when it is full.
     async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
         if !self.session.out.is_empty() {
             self.outq.push_back(self.session.take_output());
         }
-        let timeout = self.core().timeout;
         while !self.outq.is_empty() {
             let mut iov = [IoSlice::new(&[]); IOV];
             let mut n_iov = 0;
@@ -415,9 +448,17 @@ impl Connection {
                 *slot = IoSlice::new(b);
                 n_iov += 1;
             }
-            let n = tokio::time::timeout(timeout, sock.write_vectored(&iov[..n_iov]))
-                .await
-                .map_err(|_| close("write timeout"))??;
+            let n = match sock.try_write_vectored(&iov[..n_iov]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let timeout = self.core().timeout;
+                    tokio::time::timeout(timeout, sock.writable())
+                        .await
+                        .map_err(|_| close("write timeout"))??;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return Err(close("peer stopped reading"));
             }

@@ -8,12 +8,14 @@
 //! closed the normal way, so their `*_done`/`on_disconnect` notifications
 //! are sent, and the process waits for those calls before it exits.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::Notify;
 
-/// The process's drain phase, watched by every connection.
+/// The process's drain phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Running,
@@ -36,9 +38,39 @@ pub enum Target {
     },
 }
 
+/// What a connection is told from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    Phase(Phase),
+    Target(Target),
+}
+
+/// A connection's inbox for [`Signal`]s.
+///
+/// Each connection has its own, rather than all subscribing to one
+/// broadcast channel: a connection waits on its inbox on every turn of its
+/// loop, and a shared channel would make every one of those turns, on every
+/// connection, take the same lock.
+#[derive(Default)]
+pub struct Mailbox {
+    pub notify: Notify,
+    inbox: Mutex<Vec<Signal>>,
+}
+
+impl Mailbox {
+    fn post(&self, s: Signal) {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        self.notify.notify_one();
+    }
+
+    pub fn take(&self) -> Vec<Signal> {
+        std::mem::take(&mut *self.inbox.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 pub struct Drain {
-    pub phase: watch::Sender<Phase>,
-    pub targeted: broadcast::Sender<Target>,
+    phase: AtomicU8,
+    conns: Mutex<HashMap<u64, Arc<Mailbox>>>,
     /// Clients sent a Go Away signal (drain or targeted).
     pub signalled: AtomicUsize,
     requested: Notify,
@@ -47,8 +79,8 @@ pub struct Drain {
 impl Default for Drain {
     fn default() -> Self {
         Drain {
-            phase: watch::channel(Phase::Running).0,
-            targeted: broadcast::channel(64).0,
+            phase: AtomicU8::new(Phase::Running as u8),
+            conns: Mutex::new(HashMap::new()),
             signalled: AtomicUsize::new(0),
             requested: Notify::new(),
         }
@@ -56,6 +88,44 @@ impl Default for Drain {
 }
 
 impl Drain {
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Mailbox>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives connection `id` its inbox, with the current phase already in
+    /// it when a drain is under way.
+    pub fn register(&self, id: u64) -> Arc<Mailbox> {
+        let mb = Arc::new(Mailbox::default());
+        let mut conns = self.conns();
+        let phase = self.phase();
+        if phase != Phase::Running {
+            mb.post(Signal::Phase(phase));
+        }
+        conns.insert(id, mb.clone());
+        mb
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.conns().remove(&id);
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Closing,
+        }
+    }
+
+    /// Moves every connection to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        let conns = self.conns();
+        self.phase.store(phase as u8, Ordering::Release);
+        for mb in conns.values() {
+            mb.post(Signal::Phase(phase));
+        }
+    }
+
     /// Starts a drain from inside the process (control endpoints).
     pub fn request(&self) {
         self.requested.notify_one();
@@ -66,9 +136,24 @@ impl Drain {
     }
 
     /// Sends a targeted Go Away; connections that match signal their
-    /// client. Returns how many connections were listening.
+    /// client. Returns how many connections it reached.
     pub fn target(&self, t: Target) -> usize {
-        self.targeted.send(t).unwrap_or(0)
+        let conns = self.conns();
+        match t {
+            Target::Client(id) | Target::Close(id) => match conns.get(&id) {
+                Some(mb) => {
+                    mb.post(Signal::Target(t));
+                    1
+                }
+                None => 0,
+            },
+            Target::Publisher { .. } => {
+                for mb in conns.values() {
+                    mb.post(Signal::Target(t.clone()));
+                }
+                conns.len()
+            }
+        }
     }
 
     pub fn signalled(&self) -> usize {

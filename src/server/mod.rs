@@ -106,7 +106,7 @@ impl Server {
             ?timeout,
             "drain: listeners closed, sending Go Away"
         );
-        let _ = shared.drain.phase.send(drain::Phase::Draining);
+        shared.drain.set_phase(drain::Phase::Draining);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_log = tokio::time::Instant::now();
         while shared.connections.load(Ordering::Relaxed) > 0
@@ -124,7 +124,7 @@ impl Server {
         }
         let forced = shared.connections.load(Ordering::Relaxed);
         if forced > 0 {
-            let _ = shared.drain.phase.send(drain::Phase::Closing);
+            shared.drain.set_phase(drain::Phase::Closing);
             let t = tokio::time::Instant::now();
             while shared.connections.load(Ordering::Relaxed) > 0
                 && t.elapsed() < std::time::Duration::from_secs(5)
