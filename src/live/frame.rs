@@ -6,6 +6,11 @@
 //! and type-3 continuations at the server's chunk size. Players then write
 //! `frame.chunked` as is — one `Bytes` clone (an atomic increment) per player
 //! and message, no per-player encoding, copying or allocation.
+//!
+//! Only the chunked form is kept: the payload is read back out of it when
+//! needed (rarely: another message stream id, a sequence header compared).
+//! Keeping both would double the memory of every stream's ring and GOP
+//! cache.
 
 use bytes::{Bytes, BytesMut};
 
@@ -32,9 +37,14 @@ pub struct Frame {
     /// as RTMP timestamps do).
     pub timestamp: u32,
     pub info: MediaInfo,
-    pub payload: Bytes,
     /// The whole message chunked for [`SHARED_STREAM_ID`].
     pub chunked: Bytes,
+    /// Length of the type-0 header, of each continuation header, the
+    /// chunk size used and the payload length.
+    header_len: usize,
+    cont_len: usize,
+    chunk_size: usize,
+    payload_len: usize,
 }
 
 impl Frame {
@@ -47,6 +57,7 @@ impl Frame {
         interleave: bool,
     ) -> Frame {
         let (cs, type_id) = frame_channel(kind, interleave);
+        let chunk_size = chunk_size.max(1);
         let mut out = BytesMut::new();
         chunk::encode_message(
             cs,
@@ -57,13 +68,48 @@ impl Frame {
             chunk_size,
             &mut out,
         );
+        // What one more chunk adds: a continuation header.
+        let cont_len =
+            chunk::encoded_len(cs, timestamp, 2, 1) - chunk::encoded_len(cs, timestamp, 2, 2);
         Frame {
             kind,
             timestamp,
             info,
-            payload,
             chunked: out.freeze(),
+            header_len: chunk::encoded_len(cs, timestamp, 0, chunk_size),
+            cont_len,
+            chunk_size,
+            payload_len: payload.len(),
         }
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The payload's first chunk (at least its first 128 bytes, or all of
+    /// it): enough to classify the frame or read its composition offset.
+    pub fn head(&self) -> &[u8] {
+        let end = self.header_len + self.payload_len.min(self.chunk_size);
+        &self.chunked[self.header_len..end]
+    }
+
+    /// The payload: a view of the chunked form when it is one chunk, a
+    /// copy without the continuation headers otherwise.
+    pub fn payload(&self) -> Bytes {
+        if self.payload_len <= self.chunk_size {
+            return self.chunked.slice(self.header_len..);
+        }
+        let mut out = BytesMut::with_capacity(self.payload_len);
+        let mut pos = self.header_len;
+        let mut left = self.payload_len;
+        while left > 0 {
+            let take = left.min(self.chunk_size);
+            out.extend_from_slice(&self.chunked[pos..pos + take]);
+            left -= take;
+            pos += take + self.cont_len;
+        }
+        out.freeze()
     }
 
     pub fn is_video_key(&self) -> bool {
@@ -85,7 +131,7 @@ impl Frame {
             self.timestamp,
             type_id,
             stream_id,
-            &self.payload,
+            &self.payload(),
             chunk_size,
             out,
         );
@@ -100,5 +146,38 @@ fn frame_channel(kind: FrameKind, interleave: bool) -> (u32, u8) {
         FrameKind::Audio => (csid::AUDIO, types::AUDIO),
         FrameKind::Video => (csid::VIDEO, types::VIDEO),
         FrameKind::Data => (csid::DATA, types::DATA_AMF0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_reads_back_from_the_chunked_form() {
+        let info = crate::flv::video_info(&[0x17, 1, 0, 0, 0]).unwrap();
+        for (len, ts) in [
+            (0usize, 0u32),
+            (5, 40),
+            (128, 40),
+            (129, 40),
+            (1000, 0x0100_0000),
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let f = Frame::new(
+                FrameKind::Video,
+                ts,
+                info,
+                Bytes::from(payload.clone()),
+                128,
+                false,
+            );
+            assert_eq!(&f.payload()[..], &payload[..], "len {len}");
+            assert_eq!(f.payload_len(), len);
+            assert_eq!(f.head(), &payload[..len.min(128)]);
+            let mut other = BytesMut::new();
+            f.encode_for(SHARED_STREAM_ID, 128, false, &mut other);
+            assert_eq!(&other[..], &f.chunked[..]);
+        }
     }
 }

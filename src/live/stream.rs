@@ -194,7 +194,7 @@ impl Stream {
             FrameKind::Video => {
                 s.last_ts[1] = frame.timestamp;
                 let pts =
-                    frame.timestamp as i64 + crate::flv::composition_offset(&frame.payload) as i64;
+                    frame.timestamp as i64 + crate::flv::composition_offset(frame.head()) as i64;
                 s.max_pts = s.max_pts.max(pts);
             }
             FrameKind::Data => {}
@@ -208,7 +208,7 @@ impl Stream {
             // already have them.
             if slot
                 .as_ref()
-                .is_some_and(|old| old.payload == frame.payload)
+                .is_some_and(|old| old.payload() == frame.payload())
             {
                 return;
             }
@@ -224,7 +224,7 @@ impl Stream {
                 s.gop_valid = true;
             }
             if s.gop_valid {
-                s.gop_bytes += frame.payload.len();
+                s.gop_bytes += frame.payload_len();
                 s.gop.push(frame.clone());
                 if s.gop_bytes > GOP_MAX_BYTES || s.gop.len() > GOP_MAX_FRAMES {
                     s.gop.clear();
