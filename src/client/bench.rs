@@ -479,7 +479,7 @@ impl BenchReport {
     /// Server CPU-seconds per delivered GB.
     pub fn cpu_per_gb(&self) -> Option<f64> {
         let gb = self.window_bytes() as f64 / 1e9;
-        self.server.filter(|_| gb > 0.0).map(|s| s.cpu_secs / gb)
+        self.server.filter(|_| gb > 0.01).map(|s| s.cpu_secs / gb)
     }
     /// Server RSS growth per connected player, in kB.
     pub fn rss_per_player_kb(&self) -> Option<f64> {
