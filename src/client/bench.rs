@@ -476,10 +476,13 @@ impl BenchReport {
     pub fn mbps(&self) -> f64 {
         self.window_bytes() as f64 * 8.0 / self.window.as_secs_f64().max(1e-3) / 1e6
     }
-    /// Server CPU-seconds per delivered GB.
+    /// Server CPU-seconds per delivered GB; none when no media flowed
+    /// (idle players receive only a few control bytes).
     pub fn cpu_per_gb(&self) -> Option<f64> {
         let gb = self.window_bytes() as f64 / 1e9;
-        self.server.filter(|_| gb > 0.01).map(|s| s.cpu_secs / gb)
+        self.server
+            .filter(|_| self.frames() > 0 && gb > 0.0)
+            .map(|s| s.cpu_secs / gb)
     }
     /// Server RSS growth per connected player, in kB.
     pub fn rss_per_player_kb(&self) -> Option<f64> {
