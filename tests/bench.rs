@@ -49,7 +49,7 @@ async fn bench_publishes_plays_and_matches_every_frame() {
         // ~4.4 s of 25 fps video at least, GOP cache included.
         assert!(p.frames[1] >= 100, "{:?}", p.frames);
         assert!(p.cached > 0, "the GOP cache should start every player");
-        assert!(p.first_frame.is_some());
+        assert!(p.first_frame().is_some());
         assert!(p.behind[1] <= 2, "{:?}", p.behind);
     }
     assert!(r.latency().count() > 40 * 100);
@@ -59,7 +59,7 @@ async fn bench_publishes_plays_and_matches_every_frame() {
     assert!(r.cpu_per_gb().is_some_and(|c| c > 0.0));
     // 10/s for 3 s (a churn player must fit its 1 s life in the window).
     assert!((25..=35).contains(&r.churn.len()), "{}", r.churn.len());
-    assert!(r.churn.iter().all(|p| p.first_frame.is_some()));
+    assert!(r.churn.iter().all(|p| p.first_frame().is_some()));
     assert!(r
         .render()
         .contains("RESULT players=40 connected=40 errors=0"));

@@ -26,7 +26,7 @@ use super::publish::send_tag;
 use super::skim::{Skimmed, Skimmer};
 use super::timeline::{track, Histogram, Timeline};
 use super::url::RtmpUrl;
-use crate::flv::{self, FlvParser, Tag, TAG_SCRIPT};
+use crate::flv::{self, FlvParser, Tag};
 use crate::rtmp::chunk::encode_message;
 use crate::rtmp::message::{csid, types};
 use crate::rtmp::{amf, Amf};
@@ -75,8 +75,6 @@ impl Default for BenchOptions {
 pub struct PlayerResult {
     /// Got NetStream.Play.Start or media.
     pub connected: bool,
-    /// Connect start to the first coded video frame (audio if none).
-    pub first_frame: Option<Duration>,
     /// Coded frames received: audio, video.
     pub frames: [u64; 2],
     /// Frames the publisher sent between this player's first and last
@@ -92,6 +90,7 @@ pub struct PlayerResult {
     pub window_bytes: u64,
     pub latency: Histogram,
     pub error: Option<String>,
+    /// Connect start to the first coded frame, per track.
     first: [Option<Duration>; 2],
     first_seq: [Option<u64>; 2],
     last_seq: [Option<u64>; 2],
@@ -142,6 +141,11 @@ fn classify(type_id: u8, head: [u8; 2]) -> Kind {
 }
 
 impl PlayerResult {
+    /// Connect start to the first coded video frame (audio if none).
+    pub fn first_frame(&self) -> Option<Duration> {
+        self.first[1].or(self.first[0])
+    }
+
     /// Accounts for one coded frame received at `now_us` (bench clock) by a
     /// player that sent `play` at `play_us`.
     fn on_frame(
@@ -172,7 +176,6 @@ impl PlayerResult {
     }
 
     fn finish(&mut self, timeline: Option<&Timeline>) {
-        self.first_frame = self.first[1].or(self.first[0]);
         if let Some(t) = timeline {
             for tr in 0..2 {
                 if let Some(last) = self.last_seq[tr] {
@@ -341,6 +344,7 @@ pub fn load_flv(path: &Path) -> anyhow::Result<Vec<Tag>> {
     Ok(tags)
 }
 
+/// Metadata or a sequence header: sent once, not a coded frame.
 fn is_header(tag: &Tag) -> bool {
     match tag.tag_type {
         flv::TAG_VIDEO => flv::video_info(&tag.data).is_ok_and(|i| i.sequence_header),
@@ -367,7 +371,8 @@ async fn publisher(
     let mut sent = 0u64;
     for lap in 0u32.. {
         for tag in tags.iter() {
-            if lap > 0 && is_header(tag) {
+            let header = is_header(tag);
+            if lap > 0 && header {
                 continue;
             }
             let ts = tag.timestamp.wrapping_sub(first) + lap * span;
@@ -383,7 +388,7 @@ async fn publisher(
             let mut t = tag.clone();
             t.timestamp = ts;
             send_tag(&mut conn, &t);
-            if tag.tag_type != TAG_SCRIPT && !is_header(tag) {
+            if !header {
                 let type_id = if tag.tag_type == flv::TAG_VIDEO {
                     types::VIDEO
                 } else {
@@ -501,7 +506,7 @@ impl BenchReport {
     pub fn first_frame(players: &[PlayerResult]) -> Histogram {
         let mut h = Histogram::default();
         for p in players {
-            if let Some(d) = p.first_frame {
+            if let Some(d) = p.first_frame() {
                 h.record(d.as_micros() as u64);
             }
         }
@@ -554,7 +559,7 @@ impl BenchReport {
             let ok = self
                 .churn
                 .iter()
-                .filter(|p| p.first_frame.is_some())
+                .filter(|p| p.first_frame().is_some())
                 .count();
             s += &format!(
                 "churn joins {} got frames {} first frame ms p50 {} p99 {}\n",
@@ -684,6 +689,7 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         while next + o.churn_life <= until {
             tokio::time::sleep_until(next).await;
             let s = i % streams;
+            // Churn players' bytes stay out of the delivered-Mbps window.
             churn.spawn(player(
                 stream_url(&o.url, streams, s),
                 timelines[s].clone(),

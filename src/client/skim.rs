@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use crate::rtmp::chunk::{chunk_header, u24};
+
 /// Largest non-media message buffered (commands, control, metadata).
 const MAX_CONTROL: usize = 1 << 20;
 /// Largest media message accepted (same cap as the client's decoder).
@@ -191,22 +193,9 @@ impl Skimmer {
     /// Parses one chunk header at the start of `buf`; returns its length,
     /// or `None` when more bytes are needed.
     fn header(&mut self, buf: &[u8]) -> Result<Option<usize>, SkimError> {
-        let Some(&b0) = buf.first() else {
+        let Some((fmt, csid, h, mut pos)) = chunk_header(buf) else {
             return Ok(None);
         };
-        let fmt = b0 >> 6;
-        let (csid, mut pos) = match b0 & 0x3f {
-            0 if buf.len() >= 2 => (64 + buf[1] as u32, 2),
-            1 if buf.len() >= 3 => (64 + buf[1] as u32 + ((buf[2] as u32) << 8), 3),
-            0 | 1 => return Ok(None),
-            c => (c as u32, 1),
-        };
-        let hlen = [11, 7, 3, 0][fmt as usize];
-        if buf.len() < pos + hlen {
-            return Ok(None);
-        }
-        let h = &buf[pos..pos + hlen];
-        pos += hlen;
         let idx = match self.streams.iter().position(|(c, _)| *c == csid) {
             Some(i) => i,
             None if fmt == 0 => {
@@ -216,7 +205,6 @@ impl Skimmer {
             None => return Err(SkimError::NoPreviousHeader(csid)),
         };
         let st = &mut self.streams[idx].1;
-        let u24 = |b: &[u8]| ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
         let extended = if fmt == 3 {
             st.extended
         } else {

@@ -144,20 +144,9 @@ impl ChunkDecoder {
         if buf.is_empty() {
             return Ok(Step::NeedMore);
         }
-        let fmt = buf[0] >> 6;
-        let (csid, mut pos) = match buf[0] & 0x3f {
-            0 if buf.len() >= 2 => (64 + buf[1] as u32, 2),
-            1 if buf.len() >= 3 => (64 + buf[1] as u32 + ((buf[2] as u32) << 8), 3),
-            0 | 1 => return Ok(Step::NeedMore),
-            c => (c as u32, 1),
-        };
-        let header_len = [11, 7, 3, 0][fmt as usize];
-        if buf.len() < pos + header_len {
+        let Some((fmt, csid, h, mut pos)) = chunk_header(buf) else {
             return Ok(Step::NeedMore);
-        }
-        let h = &buf[pos..pos + header_len];
-        pos += header_len;
-        let u24 = |b: &[u8]| ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        };
 
         if !self.streams.contains_key(&csid) {
             if fmt != 0 {
@@ -276,6 +265,28 @@ impl ChunkDecoder {
             payload,
         }))
     }
+}
+
+/// Splits the start of `buf` into a chunk's format, chunk stream id,
+/// message header (11, 7, 3 or 0 bytes, by format) and the length of all
+/// that, or `None` when not all of it is buffered yet. The extended
+/// timestamp, if any, follows.
+pub fn chunk_header(buf: &[u8]) -> Option<(u8, u32, &[u8], usize)> {
+    let b0 = *buf.first()?;
+    let fmt = b0 >> 6;
+    let (csid, pos) = match b0 & 0x3f {
+        0 if buf.len() >= 2 => (64 + buf[1] as u32, 2),
+        1 if buf.len() >= 3 => (64 + buf[1] as u32 + ((buf[2] as u32) << 8), 3),
+        0 | 1 => return None,
+        c => (c as u32, 1),
+    };
+    let len = [11, 7, 3, 0][fmt as usize];
+    Some((fmt, csid, buf.get(pos..pos + len)?, pos + len))
+}
+
+/// A big-endian 24-bit field.
+pub fn u24(b: &[u8]) -> u32 {
+    ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32
 }
 
 enum Step {
