@@ -64,3 +64,45 @@ async fn bench_publishes_plays_and_matches_every_frame() {
         .render()
         .contains("RESULT players=40 connected=40 errors=0"));
 }
+
+/// The CLI with a third-party publisher: ffmpeg (libx264 + AAC) publishes,
+/// `sluice bench` players skim what the server relays and must see
+/// decodable video from their first frame on, with no errors.
+#[test]
+fn bench_cli_plays_an_ffmpeg_stream() {
+    let s = common::Server::start("");
+    let src = common::make_source(s.dir.path(), 8);
+    let mut ff = common::ffmpeg_publish_file(&src, &s.url("ff"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", &s.url("ff"), "--players", "20", "--duration", "3"])
+        .args(["--ramp", "50"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::wait_for(bench, Duration::from_secs(30));
+    let _ = ff.kill();
+    let _ = ff.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let result = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("RESULT line");
+    let field = |k: &str| -> f64 {
+        result
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing: {result}"))
+            .parse()
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(field("connected"), 20.0, "{text}");
+    assert_eq!(field("errors"), 0.0, "{text}");
+    // 3 s of 25-30 fps video plus audio, for 20 players.
+    assert!(field("frames") >= 20.0 * 100.0, "{text}");
+    assert!(field("mbps") > 0.0, "{text}");
+    // The GOP cache starts every player at once.
+    assert!(field("ttff_p99_ms") < 1000.0, "{text}");
+}
