@@ -130,6 +130,9 @@ impl Default for Notifier {
 }
 
 impl Notifier {
+    /// Building the client only fails when the TLS backend cannot
+    /// initialise, which is a broken build, not bad input.
+    #[allow(clippy::expect_used)]
     pub fn new() -> Notifier {
         let client = reqwest::Client::builder()
             // 3xx is an answer to interpret, not a hop to follow.

@@ -160,12 +160,42 @@ pub fn encode(v: &Amf, out: &mut BytesMut) {
             put_short_str(class, out);
             encode_props(p, out);
         }
-        // AMF0 has no byte array; a long string is the closest lossless form.
+        // AMF0 has no byte array: switch to AMF3 for this one value (AVM+),
+        // which is lossless and decodes back to the same bytes. (A long
+        // string would not: the bytes need not be UTF-8.)
         Amf::ByteArray(b) => {
+            let b = &b[..b.len().min(U29_MAX as usize)];
+            out.put_u8(0x11);
             out.put_u8(0x0c);
-            out.put_u32(b.len() as u32);
+            put_u29(((b.len() as u32) << 1) | 1, out);
             out.put_slice(b);
         }
+    }
+}
+
+/// Largest length an AMF3 U29 length field (shifted by one flag bit) holds.
+const U29_MAX: u32 = (1 << 28) - 1;
+
+/// Writes AMF3's variable-length 29-bit integer.
+fn put_u29(v: u32, out: &mut BytesMut) {
+    let v = v & 0x1FFF_FFFF;
+    if v < 0x80 {
+        out.put_u8(v as u8);
+    } else if v < 0x4000 {
+        out.put_slice(&[(v >> 7) as u8 | 0x80, (v & 0x7F) as u8]);
+    } else if v < 0x20_0000 {
+        out.put_slice(&[
+            (v >> 14) as u8 | 0x80,
+            ((v >> 7) & 0x7F) as u8 | 0x80,
+            (v & 0x7F) as u8,
+        ]);
+    } else {
+        out.put_slice(&[
+            (v >> 22) as u8 | 0x80,
+            ((v >> 15) & 0x7F) as u8 | 0x80,
+            ((v >> 8) & 0x7F) as u8 | 0x80,
+            v as u8,
+        ]);
     }
 }
 
@@ -705,5 +735,40 @@ mod tests {
             decode_all(&[0x11, 0x06, 0x02]),
             Err(AmfError::BadReference(1))
         );
+    }
+}
+
+#[cfg(test)]
+mod roundtrip_tests {
+    use super::*;
+
+    /// Found by the amf0 fuzz target: a byte array (from AMF3) re-encoded
+    /// as an AMF0 long string did not decode when its bytes were not UTF-8.
+    #[test]
+    fn byte_array_survives_reencoding() {
+        for len in [0usize, 1, 0x3F, 0x40, 0x1FFF, 0x2000, 0xFFFFF, 0x100000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 0x80) as u8).collect();
+            let v = Amf::ByteArray(Bytes::from(bytes));
+            let enc = encode_all(std::slice::from_ref(&v));
+            assert_eq!(decode_all(&enc).unwrap(), vec![v], "len {len}");
+        }
+    }
+
+    #[test]
+    fn u29_boundaries() {
+        for v in [
+            0u32,
+            0x7F,
+            0x80,
+            0x3FFF,
+            0x4000,
+            0x1F_FFFF,
+            0x20_0000,
+            0x1FFF_FFFF,
+        ] {
+            let mut out = BytesMut::new();
+            put_u29(v, &mut out);
+            assert_eq!(Decoder::new(&out).u29().unwrap(), v, "{v:#x}");
+        }
     }
 }
