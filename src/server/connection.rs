@@ -39,6 +39,9 @@ const BATCH: usize = 64;
 const IOV: usize = 64;
 /// Housekeeping period: keepalive, idle publishers, on_update.
 const TICK: Duration = Duration::from_secs(1);
+/// How often a player blocked on a full socket checks how far the ring has
+/// left it behind.
+const STALL_CHECK: Duration = Duration::from_millis(500);
 
 /// Why a connection ends: a short, log-friendly reason.
 #[derive(Debug, thiserror::Error)]
@@ -451,10 +454,7 @@ impl Connection {
             let n = match sock.try_write_vectored(&iov[..n_iov]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let timeout = self.core().timeout;
-                    tokio::time::timeout(timeout, sock.writable())
-                        .await
-                        .map_err(|_| close("write timeout"))??;
+                    self.wait_writable(sock).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -478,6 +478,37 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+impl Connection {
+    /// Waits for room in the socket. Gives up after `timeout` (nginx-rtmp's
+    /// send timeout), or sooner for a player that has stalled: once the
+    /// ring has lapped it twice while its socket stayed full, it can no
+    /// longer be brought back to a keyframe in time and only pins memory.
+    /// (A player that lapped once and then drains is skipped to the next
+    /// keyframe by the ring's `Lagged` report instead.)
+    async fn wait_writable(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+        let timeout = self.core().timeout;
+        let lap = self.core().out_queue.max(16).next_power_of_two();
+        let start = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(close("write timeout"));
+            }
+            match tokio::time::timeout(left.min(STALL_CHECK), sock.writable()).await {
+                Ok(r) => return Ok(r?),
+                Err(_) => {
+                    let behind = self.playing.as_ref().map_or(0, |p| p.rx.len());
+                    if behind > 2 * lap {
+                        return Err(close(format!(
+                            "slow player: stalled while {behind} messages went by (queue {lap})"
+                        )));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -75,6 +75,27 @@ impl Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size of the server process, in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        proc_status_kb(self.pid(), "VmRSS:")
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM (starts a drain).
     pub fn terminate(&self) {
         let _ = Command::new("kill")
@@ -504,4 +525,17 @@ pub fn synthetic_flv(video_frames: u32, audio_frames: u32) -> Vec<u8> {
         flv::write_tag(kind, ts, &body, &mut out);
     }
     out.to_vec()
+}
+
+/// A `Vm*:` field of /proc/PID/status, in KiB (0 when unreadable).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
