@@ -345,12 +345,31 @@ pub fn load_flv(path: &Path) -> anyhow::Result<Vec<Tag>> {
 }
 
 /// Metadata or a sequence header: sent once, not a coded frame.
-fn is_header(tag: &Tag) -> bool {
+/// What the publisher does with a tag: metadata and sequence headers go out
+/// once; coded frames every lap (and are what players count); anything
+/// else, like the AVC end-of-sequence ffmpeg writes last, is left out, as
+/// it would end the stream for decoders mid-loop.
+fn tag_kind(tag: &Tag) -> Kind {
+    let head = [
+        tag.data.first().copied().unwrap_or(0),
+        tag.data.get(1).copied().unwrap_or(0),
+    ];
     match tag.tag_type {
-        flv::TAG_VIDEO => flv::video_info(&tag.data).is_ok_and(|i| i.sequence_header),
-        flv::TAG_AUDIO => flv::audio_info(&tag.data).is_ok_and(|i| i.sequence_header),
-        _ => true,
+        flv::TAG_VIDEO | flv::TAG_AUDIO => classify(tag.tag_type, head),
+        _ => Kind::Header,
     }
+}
+
+/// How far each lap shifts timestamps: past the latest timestamp on any
+/// track (tags are in order per track, not overall: ffmpeg's audio runs
+/// past its last video frame), so the next lap never goes back in time.
+fn lap_span(tags: &[Tag]) -> u32 {
+    let first = tags.first().map_or(0, |t| t.timestamp);
+    tags.iter()
+        .map(|t| t.timestamp.wrapping_sub(first))
+        .max()
+        .unwrap_or(0)
+        + 40
 }
 
 /// Publishes `tags` in a loop at real-time pace until `until`, recording
@@ -366,12 +385,17 @@ async fn publisher(
     let mut conn = ClientConn::connect(&url, vec![]).await?;
     conn.publish(&url.stream, "live").await?;
     let first = tags[0].timestamp;
-    let span = tags.last().map_or(0, |t| t.timestamp.wrapping_sub(first)) + 40;
+    let span = lap_span(&tags);
     let start = Instant::now();
     let mut sent = 0u64;
     for lap in 0u32.. {
         for tag in tags.iter() {
-            let header = is_header(tag);
+            let kind = tag_kind(tag);
+            let header = match kind {
+                Kind::Header => true,
+                Kind::Coded { .. } => false,
+                Kind::Other => continue,
+            };
             if lap > 0 && header {
                 continue;
             }
@@ -733,6 +757,31 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The end of an ffmpeg FLV: audio past the last video frame, then an
+    /// AVC end-of-sequence. Laps must start after the audio (or the server
+    /// clamps the next lap's first audio and players see it as lost), and
+    /// the end-of-sequence is not a frame anyone counts.
+    #[test]
+    fn laps_follow_the_latest_track_and_skip_end_of_sequence() {
+        let tag = |tag_type, timestamp, data: &'static [u8]| Tag {
+            tag_type,
+            timestamp,
+            data: bytes::Bytes::from_static(data),
+        };
+        let tags = vec![
+            tag(9, 0, &[0x17, 0]),
+            tag(9, 0, &[0x17, 1]),
+            tag(8, 23, &[0xaf, 1]),
+            tag(9, 9960, &[0x27, 1]),
+            tag(8, 10065, &[0xaf, 1]),
+            tag(9, 9960, &[0x17, 2]),
+        ];
+        assert_eq!(lap_span(&tags), 10105);
+        assert_eq!(tag_kind(&tags[0]), Kind::Header);
+        assert_eq!(tag_kind(&tags[1]), Kind::Coded { key: true });
+        assert_eq!(tag_kind(&tags[5]), Kind::Other);
+    }
 
     #[test]
     fn classifies_legacy_and_enhanced_heads() {
