@@ -18,5 +18,6 @@ pub mod config;
 pub mod flv;
 pub mod live;
 pub mod notify;
+pub mod redact;
 pub mod rtmp;
 pub mod server;

@@ -127,6 +127,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    sluice::redact::show_args(config.log_args);
     let server = sluice::server::Server::bind(config.clone()).await?;
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
@@ -138,7 +139,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
-    eprintln!("  publishing is open to everyone: no on_publish or allow/deny is in force");
+    for s in &config.servers {
+        for app in s.open_for_publishing() {
+            tracing::warn!(
+                "application \"{app}\" lets anyone publish: add `on_publish http://...;` \
+                 or `allow publish 127.0.0.1; deny publish all;` to it to lock it down"
+            );
+        }
+    }
     // SIGTERM, SIGINT or SIGQUIT starts a graceful drain; a second one
     // exits at once.
     let shutdown = async {

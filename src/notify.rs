@@ -166,7 +166,7 @@ impl Notifier {
         };
         let answer = match tokio::time::timeout(call.timeout, req.send()).await {
             Err(_) => Answer::Reject(format!("timeout after {:?}", call.timeout)),
-            Ok(Err(e)) => Answer::Reject(format!("unreachable: {e}")),
+            Ok(Err(e)) => Answer::Reject(format!("unreachable: {}", error_chain(e))),
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 if status.is_success() {
@@ -185,7 +185,7 @@ impl Notifier {
                 }
             }
         };
-        debug!(call = call.name, url = call.url, ?answer, "notify");
+        debug!(call = call.name, url = %crate::redact::args(&call.url), ?answer, "notify");
         answer
     }
 
@@ -213,6 +213,21 @@ impl Notifier {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A request error and its causes, without the URL: with `notify_method
+/// get` the URL carries the client's args (stream keys), which must not
+/// reach logs or the client's status description.
+fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

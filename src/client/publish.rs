@@ -122,11 +122,14 @@ pub async fn publish<R: AsyncRead + Unpin>(
                             .position(|u| u.addr() == target.addr())
                             .unwrap_or(at);
                         stats.moves += 1;
-                        info!(to = target.tc_url(), "moved");
+                        info!(to = %crate::redact::args(&target.tc_url()), "moved");
                     }
                     Err(e) => {
                         // Keep streaming here; try again at the next boundary.
-                        warn!("cannot move to {}: {e:#}", target.tc_url());
+                        warn!(
+                            "cannot move to {}: {e:#}",
+                            crate::redact::args(&target.tc_url())
+                        );
                         move_to = Some(target);
                     }
                 }
@@ -184,7 +187,10 @@ async fn reconnect(
                 return Ok((c, i));
             }
             Err(e) => {
-                warn!("reconnect to {} failed: {e:#}", urls[i].tc_url());
+                warn!(
+                    "reconnect to {} failed: {e:#}",
+                    crate::redact::args(&urls[i].tc_url())
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(8));
             }

@@ -41,6 +41,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `max_connections` (rtmp{} scope): total RTMP connections.
     pub max_connections: Option<usize>,
+    /// `log_args` (Sluice, rtmp{} scope): show `?args` values (stream
+    /// keys) in logs. Off by default: they are replaced by `***`.
+    pub log_args: bool,
     pub warnings: Vec<String>,
 }
 
@@ -180,6 +183,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         "max_connections" => (MAIN, Kind::Num),
+        "log_args" => (MAIN, Kind::Flag),
         "drain_timeout" => (MAIN | SRV, Kind::Msec),
         "publish_takeover" => (MAIN | SRV | APP, Kind::Takeover),
         "live" | "wait_key" | "wait_video" | "publish_notify" | "idle_streams" | "play_restart"
@@ -699,6 +703,7 @@ impl Config {
         let max_connections = Lookup(vec![&main])
             .raw("max_connections")
             .and_then(|v| v.parse().ok());
+        let log_args = Lookup(vec![&main]).flag("log_args", false);
         let drain_timeout = servers
             .iter()
             .map(|s| s.drain_timeout)
@@ -709,6 +714,7 @@ impl Config {
                 drain_timeout,
                 servers,
                 max_connections,
+                log_args,
                 warnings: it.warnings,
             })
         } else {
@@ -718,6 +724,23 @@ impl Config {
 }
 
 impl ServerConf {
+    /// Applications where anyone who can reach the port may publish: live,
+    /// with no `on_publish`/`on_connect` hook and no `deny` rule that
+    /// covers publishing.
+    pub fn open_for_publishing(&self) -> Vec<&str> {
+        self.apps
+            .iter()
+            .filter(|a| a.live)
+            .filter(|a| a.notify.on_publish.is_none() && self.notify.on_connect.is_none())
+            .filter(|a| {
+                !a.access
+                    .iter()
+                    .any(|r| !r.allow && r.action != Some(access::Action::Play))
+            })
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+
     pub fn app(&self, name: &str) -> Option<&AppConf> {
         self.apps.iter().find(|a| a.name == name)
     }

@@ -266,7 +266,7 @@ impl Connection {
             addr = %self.addr,
             app = app_name,
             flashver = get("flashVer"),
-            tcurl = tc_url,
+            tcurl = %crate::redact::args(&tc_url),
             "connect"
         );
         self.connected = Some(Connected {

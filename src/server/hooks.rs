@@ -244,11 +244,20 @@ impl Connection {
             Answer::Redirect(loc) if loc.starts_with("rtmp://") => {
                 "relay redirects are not implemented yet".to_owned()
             }
+            // nginx-rtmp would take an http:// or /path Location as the new
+            // stream name; that is an HTTP redirect (to the hook itself, or
+            // a login page), never a rename anyone meant, so it fails closed.
+            Answer::Redirect(loc) if loc.contains("://") || loc.starts_with('/') => {
+                format!(
+                    "redirected to {}, which is not a stream",
+                    crate::redact::args(&loc)
+                )
+            }
             Answer::Redirect(new) => {
                 info!(
                     id = self.id,
                     from = name,
-                    to = new,
+                    to = %crate::redact::args(&new),
                     "on_{what} renamed the stream"
                 );
                 self.armed_rename(&new);

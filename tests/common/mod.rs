@@ -2,6 +2,8 @@
 //! loopback port, ffmpeg-generated sources, ffprobe counts.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
