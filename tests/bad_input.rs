@@ -575,3 +575,64 @@ fn raise_fd_limit(want: u64) {
         }
     }
 }
+
+#[test]
+fn max_connections_and_dead_peers() {
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ max_connections 50; server {{ listen 127.0.0.1:{port}; ping 1s; ping_timeout 1s;\n\
+         application live {{ live on; }} }} }}\n"
+    );
+    let mut s = Server::with_config(&conf, port);
+    // 50 peers connect, then never answer anything (not even pings).
+    let mut held: Vec<Raw> = (0..50).map(|_| ready(port)).collect();
+    let mut extra = Raw::tcp(port);
+    assert!(
+        extra.closed_within(Duration::from_secs(3)),
+        "the 51st connection is refused"
+    );
+    assert!(log_has(&s, "max_connections reached"));
+    let t = Instant::now();
+    for (i, r) in held.iter_mut().enumerate() {
+        let left = Duration::from_secs(8).saturating_sub(t.elapsed());
+        assert!(r.closed_within(left), "dead peer {i} still connected");
+    }
+    eprintln!("50 dead peers closed after {:?}", t.elapsed());
+    assert!(log_has(&s, "ping timeout"));
+    healthy(&mut s, "max-connections");
+}
+
+#[test]
+fn a_window_ack_size_of_one_is_not_an_ack_storm() {
+    let mut s = Server::start("");
+    let mut r = Raw::new(s.port);
+    r.send(&chunked(2, 5, 0, &1u32.to_be_bytes(), 128));
+    r.send(&command(0, &connect_body()));
+    r.send(&command(0, &create_stream_body()));
+    r.send(&command(1, &publish_body("w")));
+    assert!(r.saw(b"NetStream.Publish.Start", Duration::from_secs(5)));
+    let sent = 256 << 10;
+    let mut body = vec![0x27, 1, 0, 0, 0];
+    body.resize(4096, 0xAA);
+    for i in 0..sent / 4096 {
+        let mut m = BytesMut::new();
+        encode_message(6, i as u32 * 40, 9, 1, &body, 128, &mut m);
+        r.send(&m);
+    }
+    let _ = r.saw(b"never", Duration::from_secs(1));
+    let mut session = sluice::rtmp::Session::new(Default::default());
+    let mut input = BytesMut::from(&r.got[..]);
+    let mut acks = 0;
+    loop {
+        match session.next_message(&mut input) {
+            Ok(Some(sluice::rtmp::Message::Ack(_))) => acks += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => panic!("server output: {e}"),
+        }
+    }
+    eprintln!("{acks} acknowledgements for {sent} bytes with a window of 1");
+    assert!(acks >= 1, "acknowledgements are still sent");
+    assert!(acks <= sent / 4096 + 4, "{acks} acknowledgements: a storm");
+    healthy(&mut s, "ack-window");
+}
