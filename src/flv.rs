@@ -221,7 +221,14 @@ pub fn write_tag(tag_type: u8, timestamp: u32, data: &[u8], out: &mut BytesMut) 
 pub enum FlvError {
     #[error("not an FLV file (bad signature)")]
     Signature,
+    #[error("FLV header claims its data starts at byte {0}")]
+    DataOffset(u32),
 }
+
+/// The header is 9 bytes in every FLV version; a larger data offset is
+/// allowed by the format, but one beyond this would only make a reader
+/// buffer up to 4 GiB before the first tag.
+const MAX_DATA_OFFSET: u32 = 1024;
 
 /// Incremental FLV parser: feed bytes, take tags. Tag sizes are 24-bit, so a
 /// tag never needs more than 16 MiB, and nothing is allocated before a whole
@@ -247,8 +254,11 @@ impl FlvParser {
             if &buf[..3] != b"FLV" {
                 return Err(FlvError::Signature);
             }
-            let offset = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
-            let skip = offset.max(9) + 4;
+            let offset = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
+            if offset > MAX_DATA_OFFSET {
+                return Err(FlvError::DataOffset(offset));
+            }
+            let skip = (offset as usize).max(9) + 4;
             if buf.len() < skip {
                 return Ok(None);
             }
@@ -278,6 +288,13 @@ impl FlvParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_data_offset_is_refused_not_buffered() {
+        let mut p = FlvParser::new();
+        let mut b = BytesMut::from(&b"FLV\x01\x05\xff\xff\xff\xf0\0\0\0\0"[..]);
+        assert_eq!(p.next_tag(&mut b), Err(FlvError::DataOffset(0xffff_fff0)));
+    }
 
     #[test]
     fn legacy_avc_and_aac() {
