@@ -516,7 +516,13 @@ fn a_stalled_player_beside_a_healthy_one() {
         healthy_line.iter().any(|l| l.contains("dropped=0")),
         "healthy player dropped frames: {healthy_line:?}"
     );
-    eprintln!("stalled player closed; peak RSS {peak} KiB");
+    let stalled_line = s
+        .log()
+        .lines()
+        .find(|l| l.contains("slow player: stalled"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    eprintln!("stalled player closed ({stalled_line}); peak RSS {peak} KiB");
     assert!(peak < RSS_BOUND_KB, "peak RSS {peak} KiB");
     drop(stalled);
     healthy(&mut s, "stalled");
