@@ -18,6 +18,7 @@ pub mod config;
 pub mod flv;
 pub mod live;
 pub mod notify;
+pub mod record;
 pub mod redact;
 pub mod rtmp;
 pub mod server;

@@ -60,7 +60,7 @@ fn errors_name_file_and_line_and_exit_1() {
     let path = dir.path().join("bad.conf");
     std::fs::write(
         &path,
-        "rtmp {\n    server {\n        listen 1935;\n        application live {\n            live yes;\n            record all;\n            frobnicate on;\n        }\n        wait_key on;\n        chunk_size 4k;\n    }\n}\n",
+        "rtmp {\n    server {\n        listen 1935;\n        application live {\n            live yes;\n            hls on;\n            frobnicate on;\n        }\n        wait_key on;\n        chunk_size 4k;\n    }\n}\n",
     )
     .unwrap();
     let (ok, _, err) = check(&path);
@@ -72,7 +72,7 @@ fn errors_name_file_and_line_and_exit_1() {
     );
     assert!(
         err.contains(&format!(
-            "{p}:6: nginx-rtmp directive \"record\" is not implemented by Sluice yet"
+            "{p}:6: nginx-rtmp directive \"hls\" is not implemented by Sluice yet"
         )),
         "{err}"
     );

@@ -150,11 +150,16 @@ pub struct AppConf {
     pub takeover: crate::live::stream::Takeover,
     /// `allow`/`deny` rules in force (the innermost block that has any).
     pub access: Vec<access::Rule>,
+    /// The application's own `record*` settings (recorder `""`), when
+    /// `record` is not off, then each `recorder NAME {}` block.
+    pub recorders: Vec<RecorderConf>,
 }
 
 const MAIN: u8 = 1;
 const SRV: u8 = 2;
 const APP: u8 = 4;
+/// `recorder NAME {}` inside an application.
+const REC: u8 = 8;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -171,6 +176,10 @@ enum Kind {
     Meta,
     /// Accepted for compatibility; has no effect in Sluice's design.
     Inert(usize),
+    /// `record`: one or more of off, all, audio, video, keyframes, manual.
+    Record,
+    /// Any single word (a path, a suffix).
+    Str,
 }
 
 /// Directives Sluice implements, with the scopes nginx-rtmp allows them in.
@@ -183,6 +192,13 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         "max_connections" => (MAIN, Kind::Num),
+        "record" => (MAIN | SRV | APP | REC, Kind::Record),
+        "record_path" | "record_suffix" => (MAIN | SRV | APP | REC, Kind::Str),
+        "record_unique" => (MAIN | SRV | APP | REC, Kind::Flag),
+        "record_max_size" => (MAIN | SRV | APP | REC, Kind::Size),
+        "record_max_frames" => (MAIN | SRV | APP | REC, Kind::Num),
+        "record_interval" => (MAIN | SRV | APP | REC, Kind::Msec),
+        "on_record_done" => (MAIN | SRV | APP | REC, Kind::Url),
         "log_args" => (MAIN, Kind::Flag),
         "drain_timeout" => (MAIN | SRV, Kind::Msec),
         "publish_takeover" => (MAIN | SRV | APP, Kind::Takeover),
@@ -205,7 +221,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
-    "on_record_done",
     "on_record_started",
     "on_playlist",
     "notify_send_redirect",
@@ -225,18 +240,10 @@ const NOT_YET: &[&str] = &[
     "exec_kill_signal",
     "respawn",
     "respawn_timeout",
-    "record",
-    "record_path",
-    "record_suffix",
-    "record_unique",
     "record_append",
     "record_lock",
-    "record_max_size",
-    "record_max_frames",
-    "record_interval",
     "record_interval_size",
     "record_notify",
-    "recorder",
     "hls",
     "hls_path",
     "hls_fragment",
@@ -299,6 +306,7 @@ impl Interp {
         match s {
             MAIN => "rtmp",
             SRV => "server",
+            REC => "recorder",
             _ => "application",
         }
     }
@@ -347,6 +355,7 @@ impl Interp {
         }
         let nargs = match kind {
             Kind::Inert(n) => n,
+            Kind::Record => d.args.len().max(1),
             _ => 1,
         };
         if d.args.len() != nargs {
@@ -366,7 +375,13 @@ impl Interp {
             Kind::Num => v.parse::<u32>().is_ok(),
             Kind::Size => parse_size(v).is_some(),
             Kind::Meta => matches!(v.as_str(), "on" | "off" | "copy"),
-            Kind::Inert(_) => true,
+            Kind::Inert(_) | Kind::Str => true,
+            Kind::Record => d.args.iter().all(|a| {
+                matches!(
+                    a.as_str(),
+                    "off" | "all" | "audio" | "video" | "keyframes" | "manual"
+                )
+            }),
         };
         if !ok {
             let expect = match kind {
@@ -378,7 +393,8 @@ impl Interp {
                 Kind::Num => "expected a number",
                 Kind::Size => "expected a size such as 4096, 4k or 1M",
                 Kind::Meta => "it must be \"on\", \"copy\" or \"off\"",
-                Kind::Inert(_) => "",
+                Kind::Inert(_) | Kind::Str => "",
+                Kind::Record => "expected off, all, audio, video, keyframes or manual",
             };
             self.errors.push(err(
                 &d.pos,
@@ -408,10 +424,73 @@ impl Interp {
     }
 }
 
+/// One recorder (nginx-rtmp's record node): what to write, where, and when
+/// to start a new file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderConf {
+    /// `""` for the application's own settings, else the block's name.
+    pub id: String,
+    pub audio: bool,
+    pub video: bool,
+    /// Video keyframes only (with `video` off).
+    pub keyframes: bool,
+    /// Started and stopped only through /control.
+    pub manual: bool,
+    pub path: String,
+    /// Appended to the name; strftime patterns (`%Y-%m-%d`...) expand.
+    pub suffix: String,
+    /// Appends `-UNIXTIME` of the file's opening to the name.
+    pub unique: bool,
+    /// Closes the file once it reaches this many bytes (0: no limit).
+    pub max_size: u64,
+    /// Closes the file after this many frames (0: no limit).
+    pub max_frames: u64,
+    /// Starts a new file at the first keyframe after this long.
+    pub interval: Option<Duration>,
+    pub on_record_done: Option<String>,
+}
+
+impl RecorderConf {
+    fn from_lookup(id: &str, l: &Lookup) -> RecorderConf {
+        let flags: Vec<&str> = l
+            .all("record")
+            .unwrap_or(&[])
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let has = |f: &str| flags.contains(&f);
+        let interval = l.msec("record_interval", 0);
+        RecorderConf {
+            id: id.to_owned(),
+            audio: has("all") || has("audio"),
+            video: has("all") || has("video"),
+            keyframes: has("keyframes"),
+            manual: has("manual"),
+            path: l.raw("record_path").unwrap_or_default().to_owned(),
+            suffix: l.raw("record_suffix").unwrap_or(".flv").to_owned(),
+            unique: l.flag("record_unique", false),
+            max_size: l.size("record_max_size", 0),
+            max_frames: l.num("record_max_frames", 0),
+            interval: (!interval.is_zero()).then_some(interval),
+            on_record_done: l.raw("on_record_done").map(str::to_owned),
+        }
+    }
+
+    /// Whether this recorder can ever write anything (`record off`, or no
+    /// `record` at all, cannot).
+    pub fn enabled(&self) -> bool {
+        self.audio || self.video || self.keyframes || self.manual
+    }
+}
+
 /// Effective value lookup: application, then server, then rtmp{}.
 struct Lookup<'a>(Vec<&'a Scope>);
 
 impl Lookup<'_> {
+    fn all(&self, name: &str) -> Option<&[String]> {
+        self.0.iter().find_map(|s| s.get(name)).map(|(a, _)| &a[..])
+    }
+
     fn raw(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -642,8 +721,15 @@ impl Config {
             for (ad, block) in app_blocks {
                 let mut app = Scope::new();
                 let mut app_rules = Vec::new();
+                let mut rec_blocks: Vec<(&Directive, &Vec<Directive>)> = Vec::new();
                 for d in block {
                     match d.name.as_str() {
+                        "recorder" => match &d.block {
+                            Some(b) if d.args.len() == 1 => rec_blocks.push((d, b)),
+                            _ => it
+                                .errors
+                                .push(err(&d.pos, "\"recorder\" takes one name and needs a block")),
+                        },
                         "application" | "listen" | "server" => it.errors.push(err(
                             &d.pos,
                             format!(
@@ -655,6 +741,41 @@ impl Config {
                     }
                 }
                 let l = Lookup(vec![&app, &srv, &main]);
+                let mut recorders = Vec::new();
+                let own = RecorderConf::from_lookup("", &l);
+                if own.enabled() {
+                    recorders.push(own);
+                }
+                for (rd, rblock) in rec_blocks {
+                    let mut rec = Scope::new();
+                    let mut no_rules = Vec::new();
+                    for d in rblock {
+                        if matches!(d.name.as_str(), "allow" | "deny") || d.block.is_some() {
+                            it.errors.push(err(
+                                &d.pos,
+                                format!("\"{}\" directive is not allowed in recorder {{}}", d.name),
+                            ));
+                            continue;
+                        }
+                        it.simple(d, REC, &mut rec, &mut no_rules);
+                    }
+                    let rl = Lookup(vec![&rec, &app, &srv, &main]);
+                    let r = RecorderConf::from_lookup(&rd.args[0], &rl);
+                    if r.enabled() {
+                        recorders.push(r);
+                    }
+                }
+                for r in &recorders {
+                    if r.path.is_empty() {
+                        it.errors.push(err(
+                            &ad.pos,
+                            format!(
+                                "recorder \"{}\" of application \"{}\" records but has no \"record_path\"",
+                                r.id, ad.args[0]
+                            ),
+                        ));
+                    }
+                }
                 let drop_idle = l.msec("drop_idle_publisher", 0);
                 apps.push(AppConf {
                     name: ad.args[0].clone(),
@@ -685,6 +806,7 @@ impl Config {
                         .find(|r| !r.is_empty())
                         .cloned()
                         .unwrap_or_default(),
+                    recorders,
                 });
             }
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
@@ -869,5 +991,40 @@ mod tests {
         .unwrap();
         assert_eq!(c.warnings.len(), 3);
         assert!(c.warnings[1].contains("\"events\""));
+    }
+
+    #[test]
+    fn recorders_inherit_and_need_a_path() {
+        let c = Config::parse(
+            "rtmp { record_path /rec; server { listen 127.0.0.1:1999;\n\
+             application a { live on; record all; record_max_size 1M; record_suffix -%Y.flv;\n\
+              recorder keys { record keyframes; record_interval 30s; record_unique on; }\n\
+              recorder off { record off; }\n\
+             } } }\n",
+            "f.conf",
+        )
+        .unwrap();
+        let r = &c.servers[0].apps[0].recorders;
+        assert_eq!(r.len(), 2, "record off is no recorder");
+        assert_eq!((r[0].id.as_str(), r[0].audio, r[0].video), ("", true, true));
+        assert_eq!(r[0].max_size, 1 << 20);
+        assert_eq!(r[0].path, "/rec");
+        assert_eq!(r[0].suffix, "-%Y.flv");
+        assert_eq!(r[1].id, "keys");
+        assert!(r[1].keyframes && !r[1].video && !r[1].audio);
+        assert_eq!(r[1].interval, Some(Duration::from_secs(30)));
+        assert!(r[1].unique);
+        assert_eq!(r[1].max_size, 1 << 20, "inherited from the application");
+
+        let e = errors("rtmp {\n server {\n  application x {\n   record all;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:3: recorder \"\" of application \"x\" records but has no \"record_path\""]
+        );
+        let e = errors("rtmp {\n server {\n  application x {\n   record everything;\n  }\n }\n}\n");
+        assert!(
+            e[0].contains("expected off, all, audio, video, keyframes or manual"),
+            "{e:?}"
+        );
     }
 }

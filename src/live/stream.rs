@@ -252,6 +252,20 @@ impl Stream {
         (snap, self.tx.subscribe())
     }
 
+    /// A ring receiver for an internal reader (a recorder): not a player,
+    /// so not counted, and no catch-up snapshot is needed.
+    pub fn subscribe_quiet(&self) -> (Snapshot, broadcast::Receiver<Delivery>) {
+        let s = self.lock();
+        let snap = Snapshot {
+            publishing: s.publisher.is_some(),
+            meta: s.meta.clone(),
+            video_seq: s.video_seq.clone(),
+            audio_seq: s.audio_seq.clone(),
+            gop: Vec::new(),
+        };
+        (snap, self.tx.subscribe())
+    }
+
     pub fn unsubscribe(&self) {
         let mut s = self.lock();
         s.players = s.players.saturating_sub(1);

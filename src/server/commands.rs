@@ -354,7 +354,7 @@ impl Connection {
         &mut self,
         stream_id: u32,
         name: String,
-        _args: String,
+        args: String,
         _kind: String,
     ) -> Result<(), Close> {
         let key = self.stream_key(&name);
@@ -400,6 +400,7 @@ impl Connection {
             "Start publishing",
         );
         info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish");
+        self.start_recorders(&stream, &name, &args);
         self.role = ("publisher", name);
         self.publishing = Some(Publishing {
             key,

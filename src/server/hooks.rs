@@ -401,6 +401,44 @@ impl Connection {
         }
     }
 
+    /// Starts the application's recorders on a stream just published.
+    /// Each finished file fires `on_record_done` with nginx-rtmp's fields:
+    /// the session, `call=record_done`, `recorder`, `name`, `path`, and the
+    /// stream args.
+    pub(super) fn start_recorders(
+        &self,
+        stream: &std::sync::Arc<crate::live::Stream>,
+        name: &str,
+        args: &str,
+    ) {
+        let Some(c) = &self.connected else { return };
+        for conf in &c.app.recorders {
+            let hook = conf.on_record_done.clone();
+            let session = self.session_fields();
+            let notifier = self.shared.notifier.clone();
+            let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
+            let (name2, args2) = (name.to_owned(), args.to_owned());
+            let done: crate::record::DoneHook = Box::new(move |recorder, path| {
+                let Some(url) = &hook else { return };
+                let form = session
+                    .form()
+                    .field("call", "record_done")
+                    .field("recorder", recorder)
+                    .field("name", &name2)
+                    .field("path", &path.display().to_string())
+                    .raw(&args2);
+                notifier.fire(Call {
+                    url: url.clone(),
+                    method,
+                    timeout,
+                    form,
+                    name: "record_done",
+                });
+            });
+            crate::record::spawn(stream.clone(), conf.clone(), name.to_owned(), done);
+        }
+    }
+
     /// Fires `on_disconnect`, for every connection, connected or not.
     pub(super) fn fire_disconnect(&mut self) {
         let Some(url) = self.shared.config.servers[self.server]
