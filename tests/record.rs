@@ -123,3 +123,45 @@ fn record_max_size_closes_files_near_the_limit() {
         assert!(size < 16 * 1024 + 16 * 1024, "{name}: {size} bytes");
     }
 }
+
+#[test]
+fn record_notify_tells_the_publisher_and_record_lock_holds_the_file() {
+    use bytes::BytesMut;
+    use common::raw::*;
+    let rec = tempfile::tempdir().unwrap();
+    let s = Server::start(&format!(
+        "record all; record_notify on; record_lock on; record_max_frames 3; record_path {};",
+        rec.path().display()
+    ));
+    let mut r = ready(s.port);
+    r.send(&command(1, &publish_body("n")));
+    assert!(r.saw(b"NetStream.Record.Start", Duration::from_secs(5)));
+    let path = rec.path().join("n.flv");
+    let t = Instant::now();
+    while !path.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = std::fs::File::open(&path).unwrap();
+    assert!(
+        other.try_lock().is_err(),
+        "the file is locked while recording"
+    );
+    let mut send = |ts: u32, body: &[u8]| {
+        let mut m = BytesMut::new();
+        sluice::rtmp::chunk::encode_message(6, ts, 9, 1, body, 128, &mut m);
+        r.send(&m);
+    };
+    send(0, &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]);
+    send(0, &[0x17, 1, 0, 0, 0, 1]);
+    send(40, &[0x27, 1, 0, 0, 0, 2]);
+    send(80, &[0x27, 1, 0, 0, 0, 3]);
+    assert!(
+        r.saw(b"NetStream.Record.Stop", Duration::from_secs(5)),
+        "record_max_frames closed the file"
+    );
+    let t = Instant::now();
+    while other.try_lock().is_err() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(other.try_lock().is_ok(), "unlocked once closed");
+}

@@ -194,7 +194,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "max_connections" => (MAIN, Kind::Num),
         "record" => (MAIN | SRV | APP | REC, Kind::Record),
         "record_path" | "record_suffix" => (MAIN | SRV | APP | REC, Kind::Str),
-        "record_unique" => (MAIN | SRV | APP | REC, Kind::Flag),
+        "record_unique" | "record_lock" | "record_notify" => (MAIN | SRV | APP | REC, Kind::Flag),
         "record_max_size" => (MAIN | SRV | APP | REC, Kind::Size),
         "record_max_frames" => (MAIN | SRV | APP | REC, Kind::Num),
         "record_interval" => (MAIN | SRV | APP | REC, Kind::Msec),
@@ -241,9 +241,7 @@ const NOT_YET: &[&str] = &[
     "respawn",
     "respawn_timeout",
     "record_append",
-    "record_lock",
     "record_interval_size",
-    "record_notify",
     "hls",
     "hls_path",
     "hls_fragment",
@@ -441,6 +439,10 @@ pub struct RecorderConf {
     pub suffix: String,
     /// Appends `-UNIXTIME` of the file's opening to the name.
     pub unique: bool,
+    /// `record_lock`: an exclusive advisory lock while the file is written.
+    pub lock: bool,
+    /// `record_notify`: NetStream.Record.Start/Stop to the publisher.
+    pub notify: bool,
     /// Closes the file once it reaches this many bytes (0: no limit).
     pub max_size: u64,
     /// Closes the file after this many frames (0: no limit).
@@ -469,6 +471,8 @@ impl RecorderConf {
             path: l.raw("record_path").unwrap_or_default().to_owned(),
             suffix: l.raw("record_suffix").unwrap_or(".flv").to_owned(),
             unique: l.flag("record_unique", false),
+            lock: l.flag("record_lock", false),
+            notify: l.flag("record_notify", false),
             max_size: l.size("record_max_size", 0),
             max_frames: l.num("record_max_frames", 0),
             interval: (!interval.is_zero()).then_some(interval),

@@ -263,6 +263,8 @@ mod tests {
             path: "/rec".into(),
             suffix: ".flv".into(),
             unique: false,
+            lock: false,
+            notify: false,
             max_size: 0,
             max_frames: 0,
             interval: None,

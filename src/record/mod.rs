@@ -13,4 +13,4 @@ pub mod path;
 pub mod task;
 
 pub use file::{Op, Recording};
-pub use task::{spawn, DoneHook};
+pub use task::{spawn, Events, Hook};

@@ -65,6 +65,8 @@ mod tests {
             path: "/rec".into(),
             suffix: suffix.into(),
             unique,
+            lock: false,
+            notify: false,
             max_size: 0,
             max_frames: 0,
             interval: None,

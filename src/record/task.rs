@@ -13,26 +13,37 @@ use super::{Op, Recording};
 use crate::config::RecorderConf;
 use crate::live::{Delivery, Stream};
 
-/// Called with each finished file's path: fires `on_record_done`. Built by
-/// the server, which knows the session's notification fields.
-pub type DoneHook = Box<dyn Fn(&str, &Path) + Send + Sync>;
+/// Called with the recorder id and a file's path. Built by the server, which
+/// knows the publisher's connection and the session's notification fields.
+pub type Hook = Box<dyn Fn(&str, &Path) + Send + Sync>;
+
+/// What the rest of the server hears from a recorder.
+pub struct Events {
+    /// A file was opened (`record_notify`: NetStream.Record.Start).
+    pub opened: Hook,
+    /// A file was finished (`on_record_done`, NetStream.Record.Stop).
+    pub done: Hook,
+}
 
 /// Write buffer per open file. Larger writes go straight through.
 const BUF: usize = 256 << 10;
 
 /// Starts recording `stream` (just published) as `conf` says. The task
 /// ends when publishing stops, the publisher changes, or a write fails.
-pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, done: DoneHook) {
+pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, events: Events) {
     // Subscribe now, before the publisher's first frame can be pushed.
     let (_, mut rx) = stream.subscribe_quiet();
     tokio::spawn(async move {
         let id = conf.id.clone();
+        let mut io = FileIo {
+            file: None,
+            lock: conf.lock,
+        };
         let mut rec = Recording::new(conf, &name);
-        let mut io = FileIo::default();
         let mut ops = Vec::new();
         rec.start(Instant::now(), Local::now(), &mut ops);
         loop {
-            if let Err(e) = io.run(&mut ops, &id, &done).await {
+            if let Err(e) = io.run(&mut ops, &id, &events).await {
                 warn!(recorder = id, stream = name, path = %io.path_str(), "recorder stopped: {e}");
                 return;
             }
@@ -40,7 +51,7 @@ pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, done: DoneHo
                 Ok(Delivery::Frame(f)) => rec.on_frame(&f, Instant::now(), Local::now(), &mut ops),
                 Ok(Delivery::PublishStart) | Ok(Delivery::PublishStop) | Err(RecvError::Closed) => {
                     rec.stop("publishing ended", &mut ops);
-                    if let Err(e) = io.run(&mut ops, &id, &done).await {
+                    if let Err(e) = io.run(&mut ops, &id, &events).await {
                         warn!(recorder = id, stream = name, "recorder stopped: {e}");
                     }
                     return;
@@ -59,9 +70,10 @@ pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, done: DoneHo
     });
 }
 
-#[derive(Default)]
 struct FileIo {
     file: Option<(BufWriter<tokio::fs::File>, PathBuf)>,
+    /// `record_lock`: hold an exclusive lock on the file while writing.
+    lock: bool,
 }
 
 impl FileIo {
@@ -72,17 +84,13 @@ impl FileIo {
             .unwrap_or_default()
     }
 
-    async fn run(&mut self, ops: &mut Vec<Op>, id: &str, done: &DoneHook) -> std::io::Result<()> {
+    async fn run(&mut self, ops: &mut Vec<Op>, id: &str, events: &Events) -> std::io::Result<()> {
         for op in ops.drain(..) {
             match op {
                 Op::Open(path) => {
-                    let f = tokio::fs::File::create(&path).await.map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("cannot create {}: {e}", path.display()),
-                        )
-                    })?;
+                    let f = create(path.clone(), self.lock).await?;
                     info!(recorder = id, path = %path.display(), "recording");
+                    (events.opened)(id, &path);
                     self.file = Some((BufWriter::with_capacity(BUF, f), path));
                 }
                 Op::Write(b) => {
@@ -96,10 +104,29 @@ impl FileIo {
                         f.into_inner().sync_all().await?;
                     }
                     info!(recorder = id, path = %path.display(), why, "recording done");
-                    done(id, &path);
+                    (events.done)(id, &path);
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Creates (truncates) a recording, locked when asked: other processes that
+/// honour advisory locks (a mover, an uploader) then wait for it to finish.
+async fn create(path: PathBuf, lock: bool) -> std::io::Result<tokio::fs::File> {
+    let f = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::create(&path).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+        })?;
+        if lock {
+            f.try_lock().map_err(|e| {
+                std::io::Error::other(format!("cannot lock {}: {e}", path.display()))
+            })?;
+        }
+        Ok::<_, std::io::Error>(f)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(f))
 }

@@ -306,6 +306,12 @@ impl Connection {
             Signal::Target(Target::Close(id)) if id == self.id => {
                 Err(close("taken over by a new publisher"))
             }
+            Signal::Status { code, description } => {
+                if let Some(sid) = self.publishing.as_ref().map(|p| p.stream_id) {
+                    self.status(sid, "status", code, &description);
+                }
+                Ok(())
+            }
             Signal::Target(t) => {
                 if self.is_target(&t) {
                     self.go_away("Moved by the operator");

@@ -43,6 +43,11 @@ pub enum Target {
 pub enum Signal {
     Phase(Phase),
     Target(Target),
+    /// An onStatus for the connection's published stream (record_notify).
+    Status {
+        code: &'static str,
+        description: String,
+    },
 }
 
 /// A connection's inbox for [`Signal`]s.
@@ -137,6 +142,17 @@ impl Drain {
 
     /// Sends a targeted Go Away; connections that match signal their
     /// client. Returns how many connections it reached.
+    /// Posts a signal to one connection; false when it is gone.
+    pub fn post(&self, id: u64, s: Signal) -> bool {
+        match self.conns().get(&id) {
+            Some(mb) => {
+                mb.post(s);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn target(&self, t: Target) -> usize {
         let conns = self.conns();
         match t {

@@ -418,7 +418,29 @@ impl Connection {
             let notifier = self.shared.notifier.clone();
             let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
             let (name2, args2) = (name.to_owned(), args.to_owned());
-            let done: crate::record::DoneHook = Box::new(move |recorder, path| {
+            let notify = conf.notify;
+            let (shared, shared2, me) = (self.shared.clone(), self.shared.clone(), self.id);
+            let opened: crate::record::Hook = Box::new(move |recorder, _path| {
+                if notify {
+                    shared.drain.post(
+                        me,
+                        super::drain::Signal::Status {
+                            code: "NetStream.Record.Start",
+                            description: recorder.to_owned(),
+                        },
+                    );
+                }
+            });
+            let done: crate::record::Hook = Box::new(move |recorder, path| {
+                if notify {
+                    shared2.drain.post(
+                        me,
+                        super::drain::Signal::Status {
+                            code: "NetStream.Record.Stop",
+                            description: recorder.to_owned(),
+                        },
+                    );
+                }
                 let Some(url) = &hook else { return };
                 let form = session
                     .form()
@@ -435,7 +457,8 @@ impl Connection {
                     name: "record_done",
                 });
             });
-            crate::record::spawn(stream.clone(), conf.clone(), name.to_owned(), done);
+            let events = crate::record::Events { opened, done };
+            crate::record::spawn(stream.clone(), conf.clone(), name.to_owned(), events);
         }
     }
 
