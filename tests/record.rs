@@ -165,3 +165,29 @@ fn record_notify_tells_the_publisher_and_record_lock_holds_the_file() {
     }
     assert!(other.try_lock().is_ok(), "unlocked once closed");
 }
+
+#[test]
+fn a_full_disk_stops_the_recorder_not_the_stream() {
+    // /dev/full takes the file's place: every write fails with ENOSPC.
+    let s = Server::start("record all; record_path /dev; record_suffix \"\";");
+    let src = make_source(s.dir.path(), 3);
+    let publisher = ffmpeg_publish_file(&src, &s.url("full"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = s.path("played.flv");
+    let player = wait_for(
+        ffmpeg_play(&s.url("full"), &out, &["-t", "2"]),
+        Duration::from_secs(15),
+    );
+    assert!(player.status.success());
+    let published = wait_for(publisher, Duration::from_secs(15));
+    assert!(published.status.success(), "the publisher went on");
+    let (v, _) = counts(&out);
+    assert!(v >= 45, "the player got {v} video frames in 2 s");
+    let t = Instant::now();
+    while !s.log().contains("recorder stopped") && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = s.log();
+    assert!(log.contains("recorder stopped"), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+}
