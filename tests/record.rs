@@ -191,3 +191,24 @@ fn a_full_disk_stops_the_recorder_not_the_stream() {
     assert!(log.contains("recorder stopped"), "{log}");
     assert!(log.contains("No space left on device"), "{log}");
 }
+
+#[test]
+fn record_append_continues_one_file_across_publishes() {
+    let rec = tempfile::tempdir().unwrap();
+    let s = Server::start(&format!(
+        "record all; record_append on; record_path {};",
+        rec.path().display()
+    ));
+    let src = make_source(s.dir.path(), 2);
+    for _ in 0..2 {
+        let out = wait_for(
+            ffmpeg_publish_file(&src, &s.url("cam")),
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let path = rec.path().join("cam.flv");
+    let (sv, sa) = counts(&src);
+    assert_eq!(counts(&path), (2 * sv, 2 * sa), "both sessions in one file");
+}

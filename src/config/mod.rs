@@ -194,7 +194,9 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "max_connections" => (MAIN, Kind::Num),
         "record" => (MAIN | SRV | APP | REC, Kind::Record),
         "record_path" | "record_suffix" => (MAIN | SRV | APP | REC, Kind::Str),
-        "record_unique" | "record_lock" | "record_notify" => (MAIN | SRV | APP | REC, Kind::Flag),
+        "record_unique" | "record_append" | "record_lock" | "record_notify" => {
+            (MAIN | SRV | APP | REC, Kind::Flag)
+        }
         "record_max_size" => (MAIN | SRV | APP | REC, Kind::Size),
         "record_max_frames" => (MAIN | SRV | APP | REC, Kind::Num),
         "record_interval" => (MAIN | SRV | APP | REC, Kind::Msec),
@@ -240,7 +242,6 @@ const NOT_YET: &[&str] = &[
     "exec_kill_signal",
     "respawn",
     "respawn_timeout",
-    "record_append",
     "record_interval_size",
     "hls",
     "hls_path",
@@ -439,6 +440,8 @@ pub struct RecorderConf {
     pub suffix: String,
     /// Appends `-UNIXTIME` of the file's opening to the name.
     pub unique: bool,
+    /// `record_append`: continue an existing file instead of replacing it.
+    pub append: bool,
     /// `record_lock`: an exclusive advisory lock while the file is written.
     pub lock: bool,
     /// `record_notify`: NetStream.Record.Start/Stop to the publisher.
@@ -471,6 +474,7 @@ impl RecorderConf {
             path: l.raw("record_path").unwrap_or_default().to_owned(),
             suffix: l.raw("record_suffix").unwrap_or(".flv").to_owned(),
             unique: l.flag("record_unique", false),
+            append: l.flag("record_append", false),
             lock: l.flag("record_lock", false),
             notify: l.flag("record_notify", false),
             max_size: l.size("record_max_size", 0),

@@ -9,7 +9,7 @@
 //! sequence headers seen so far, so each plays on its own, and its
 //! timestamps start at 0.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,8 +23,8 @@ use crate::live::{Frame, FrameKind};
 /// What the I/O side must do, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Create (truncate) this file.
-    Open(PathBuf),
+    /// Create (truncate) this file, or with `append` open it for appending.
+    Open { path: PathBuf, append: bool },
     /// Append to the open file.
     Write(Bytes),
     /// Flush and close the open file; `why` is for the log.
@@ -36,8 +36,10 @@ struct Open {
     opened: Instant,
     bytes: u64,
     frames: u64,
-    /// Timestamp of the first frame written; the file's time 0.
+    /// Timestamp of the first frame written; the file's time 0 (or
+    /// `shift`, when appending).
     epoch: Option<u32>,
+    shift: u32,
     /// Metadata and sequence headers already in this file.
     meta: bool,
     video_seq: Option<Arc<Frame>>,
@@ -55,6 +57,39 @@ pub struct Recording {
     skipping: bool,
     /// `record/stop` or the end of publishing: no more files.
     stopped: bool,
+    /// Looks at an existing file for `record_append`.
+    probe: fn(&Path) -> Option<Tail>,
+}
+
+/// The end of an existing FLV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    pub size: u64,
+    pub last_ts: u32,
+}
+
+/// Reads the size and last tag timestamp of an FLV file, if it exists and
+/// holds more than a header. (Called from the recorder task, never from
+/// the live path; it reads 15 bytes.)
+pub fn flv_tail(path: &Path) -> Option<Tail> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let size = f.metadata().ok()?.len();
+    if size <= 13 {
+        return None;
+    }
+    let mut b4 = [0u8; 4];
+    f.seek(SeekFrom::Start(size - 4)).ok()?;
+    f.read_exact(&mut b4).ok()?;
+    let prev = u32::from_be_bytes(b4) as u64;
+    let mut last_ts = 0;
+    if prev >= 11 && prev + 4 + 13 <= size {
+        let mut h = [0u8; 11];
+        f.seek(SeekFrom::Start(size - 4 - prev)).ok()?;
+        f.read_exact(&mut h).ok()?;
+        last_ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+    }
+    Some(Tail { size, last_ts })
 }
 
 impl Recording {
@@ -68,7 +103,14 @@ impl Recording {
             audio_seq: None,
             skipping: false,
             stopped: false,
+            probe: flv_tail,
         }
+    }
+
+    /// Replaces the filesystem probe (tests).
+    pub fn with_probe(mut self, probe: fn(&Path) -> Option<Tail>) -> Self {
+        self.probe = probe;
+        self
     }
 
     pub fn conf(&self) -> &RecorderConf {
@@ -92,17 +134,28 @@ impl Recording {
             return;
         }
         let path = super::path::make(&self.conf, &self.name, wall);
-        ops.push(Op::Open(path.clone()));
+        let append = self.conf.append;
+        // record_append: continue an existing file after its last tag, in
+        // time too (as nginx-rtmp does), without a second FLV header.
+        let tail = if append { (self.probe)(&path) } else { None };
+        ops.push(Op::Open {
+            path: path.clone(),
+            append,
+        });
         let mut head = BytesMut::new();
-        head.extend_from_slice(&flv::file_header(
-            self.conf.audio,
-            self.conf.video || self.conf.keyframes,
-        ));
+        if tail.is_none() {
+            head.extend_from_slice(&flv::file_header(
+                self.conf.audio,
+                self.conf.video || self.conf.keyframes,
+            ));
+        }
+        let shift = tail.map_or(0, |t| t.last_ts);
         let mut open = Open {
             path,
             opened: now,
-            bytes: head.len() as u64,
+            bytes: 0,
             frames: 0,
+            shift,
             epoch: None,
             meta: false,
             video_seq: None,
@@ -113,7 +166,7 @@ impl Recording {
             .flatten()
         {
             if self.wants(f) {
-                tag(f, 0, &mut head);
+                tag(f, shift, &mut head);
                 match f.kind {
                     FrameKind::Video => open.video_seq = Some(f.clone()),
                     FrameKind::Audio => open.audio_seq = Some(f.clone()),
@@ -121,7 +174,7 @@ impl Recording {
                 }
             }
         }
-        open.bytes = head.len() as u64;
+        open.bytes = tail.map_or(0, |t| t.size) + head.len() as u64;
         ops.push(Op::Write(head.freeze()));
         self.open = Some(open);
     }
@@ -161,7 +214,7 @@ impl Recording {
                 // for the next file.
                 if let Some(o) = self.open.as_mut().filter(|o| o.epoch.is_none() && !o.meta) {
                     let mut out = BytesMut::new();
-                    tag(f, 0, &mut out);
+                    tag(f, o.shift, &mut out);
                     o.bytes += out.len() as u64;
                     o.meta = true;
                     ops.push(Op::Write(out.freeze()));
@@ -205,7 +258,11 @@ impl Recording {
         }
         let epoch = *o.epoch.get_or_insert(f.timestamp);
         let mut out = BytesMut::new();
-        tag(f, f.timestamp.wrapping_sub(epoch), &mut out);
+        tag(
+            f,
+            o.shift.wrapping_add(f.timestamp.wrapping_sub(epoch)),
+            &mut out,
+        );
         o.bytes += out.len() as u64;
         if f.kind != FrameKind::Data && !seq {
             o.frames += 1;
@@ -263,6 +320,7 @@ mod tests {
             path: "/rec".into(),
             suffix: ".flv".into(),
             unique: false,
+            append: false,
             lock: false,
             notify: false,
             max_size: 0,
@@ -314,7 +372,7 @@ mod tests {
         let mut cur: Option<(PathBuf, BytesMut)> = None;
         for op in ops {
             match op {
-                Op::Open(p) => cur = Some((p, BytesMut::new())),
+                Op::Open { path, .. } => cur = Some((path, BytesMut::new())),
                 Op::Write(b) => cur.as_mut().unwrap().1.extend_from_slice(&b),
                 Op::Close { path, why } => {
                     let (p, mut data) = cur.take().unwrap();
@@ -429,5 +487,69 @@ mod tests {
             &mut ops,
         );
         assert_eq!(ops.len(), 1, "a keyframe ends the skip");
+    }
+
+    #[test]
+    fn append_continues_after_the_last_tag_without_a_header() {
+        let mut c = conf();
+        c.append = true;
+        fn existing(_: &Path) -> Option<Tail> {
+            Some(Tail {
+                size: 1000,
+                last_ts: 5000,
+            })
+        }
+        let t0 = Instant::now();
+        let wall = Local::now();
+        let mut r = Recording::new(c, "cam").with_probe(existing);
+        let mut ops = Vec::new();
+        r.start(t0, wall, &mut ops);
+        r.on_frame(
+            &frame(FrameKind::Video, 700, true, false),
+            t0,
+            wall,
+            &mut ops,
+        );
+        r.on_frame(
+            &frame(FrameKind::Video, 740, false, false),
+            t0,
+            wall,
+            &mut ops,
+        );
+        assert!(matches!(&ops[0], Op::Open { append: true, .. }));
+        let mut data = BytesMut::new();
+        for op in &ops[1..] {
+            if let Op::Write(b) = op {
+                data.extend_from_slice(b);
+            }
+        }
+        assert!(!data.starts_with(b"FLV"), "no second header");
+        // Parse the appended tags behind a fresh header.
+        let mut whole = BytesMut::from(&flv::file_header(true, true)[..]);
+        whole.extend_from_slice(&data);
+        let mut p = FlvParser::new();
+        let mut ts = Vec::new();
+        while let Some(t) = p.next_tag(&mut whole).unwrap() {
+            ts.push(t.timestamp);
+        }
+        assert_eq!(ts, vec![5000, 5040]);
+    }
+
+    #[test]
+    fn flv_tail_reads_the_last_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.flv");
+        assert_eq!(flv_tail(&path), None);
+        let mut b = BytesMut::from(&flv::file_header(true, true)[..]);
+        flv::write_tag(9, 40, &[0x17, 1], &mut b);
+        flv::write_tag(9, 0x0123_4567, &[0x27, 1, 2, 3], &mut b);
+        std::fs::write(&path, &b).unwrap();
+        assert_eq!(
+            flv_tail(&path),
+            Some(Tail {
+                size: b.len() as u64,
+                last_ts: 0x0123_4567
+            })
+        );
     }
 }

@@ -65,6 +65,7 @@ mod tests {
             path: "/rec".into(),
             suffix: suffix.into(),
             unique,
+            append: false,
             lock: false,
             notify: false,
             max_size: 0,

@@ -87,8 +87,8 @@ impl FileIo {
     async fn run(&mut self, ops: &mut Vec<Op>, id: &str, events: &Events) -> std::io::Result<()> {
         for op in ops.drain(..) {
             match op {
-                Op::Open(path) => {
-                    let f = create(path.clone(), self.lock).await?;
+                Op::Open { path, append } => {
+                    let f = create(path.clone(), append, self.lock).await?;
                     info!(recorder = id, path = %path.display(), "recording");
                     (events.opened)(id, &path);
                     self.file = Some((BufWriter::with_capacity(BUF, f), path));
@@ -112,11 +112,17 @@ impl FileIo {
     }
 }
 
-/// Creates (truncates) a recording, locked when asked: other processes that
+/// Creates (truncates) a recording, or opens it to append, locked when asked: other processes that
 /// honour advisory locks (a mover, an uploader) then wait for it to finish.
-async fn create(path: PathBuf, lock: bool) -> std::io::Result<tokio::fs::File> {
+async fn create(path: PathBuf, append: bool, lock: bool) -> std::io::Result<tokio::fs::File> {
     let f = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::create(&path).map_err(|e| {
+        let mut o = std::fs::OpenOptions::new();
+        if append {
+            o.append(true).create(true);
+        } else {
+            o.write(true).create(true).truncate(true);
+        }
+        let f = o.open(&path).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
         })?;
         if lock {
