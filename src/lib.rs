@@ -16,6 +16,7 @@
 pub mod client;
 pub mod config;
 pub mod flv;
+pub mod http;
 pub mod live;
 pub mod notify;
 pub mod record;

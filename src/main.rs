@@ -139,6 +139,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    for h in &config.http {
+        let locs: Vec<&str> = h.locations.iter().map(|l| l.prefix.as_str()).collect();
+        for a in &h.listen {
+            eprintln!("  http://{a}  locations: {}", locs.join(", "));
+        }
+    }
     for s in &config.servers {
         for app in s.open_for_publishing() {
             tracing::warn!(

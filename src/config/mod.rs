@@ -9,6 +9,7 @@
 //! open a locked-down server to everyone.
 
 pub mod access;
+pub mod http;
 pub mod syntax;
 mod units;
 
@@ -44,6 +45,8 @@ pub struct Config {
     /// `log_args` (Sluice, rtmp{} scope): show `?args` values (stream
     /// keys) in logs. Off by default: they are replaced by `***`.
     pub log_args: bool,
+    /// The `http {}` subset (HTTP-FLV, static files).
+    pub http: Vec<http::HttpServerConf>,
     pub warnings: Vec<String>,
 }
 
@@ -603,8 +606,12 @@ impl Config {
             warnings: vec![],
         };
         let mut rtmp: Option<&Directive> = None;
+        let mut http_servers = Vec::new();
         for d in tree {
-            if d.name == "rtmp" {
+            if d.name == "http" && d.block.is_some() {
+                let block = d.block.as_deref().unwrap_or_default();
+                http_servers.extend(http::parse(block, &mut it.warnings, &mut it.errors));
+            } else if d.name == "rtmp" {
                 if let Some(first) = rtmp {
                     it.errors.push(err(
                         &d.pos,
@@ -845,6 +852,7 @@ impl Config {
                 servers,
                 max_connections,
                 log_args,
+                http: http_servers,
                 warnings: it.warnings,
             })
         } else {
@@ -992,13 +1000,27 @@ mod tests {
     #[test]
     fn outside_rtmp_is_ignored_with_warnings() {
         let c = Config::parse(
-            "worker_processes 1;\nevents { worker_connections 1024; }\nhttp { server { listen 80; } }\n\
+            "worker_processes 1;\nevents { worker_connections 1024; }\n\
+             http { include mime.types; server { listen 127.0.0.1:8080; gzip on;\n\
+               location /hls { root /tmp; add_header X 1; }\n\
+               location /live { flv_live on; }\n\
+               location ~ \\.php$ { deny all; } } }\n\
              rtmp { server { listen 1935; application live { live on; } } }",
             "n",
         )
         .unwrap();
-        assert_eq!(c.warnings.len(), 3);
-        assert!(c.warnings[1].contains("\"events\""));
+        let w = &c.warnings;
+        assert_eq!(w.len(), 6, "{w:?}");
+        assert!(w[1].contains("\"events\""));
+        assert!(w[2].contains("\"include\" in http {} is ignored"));
+        assert!(w[3].contains("\"gzip\""));
+        assert!(w[4].contains("\"add_header\" in location"));
+        assert!(w[5].contains("only prefix locations"));
+        let h = &c.http[0];
+        assert_eq!(h.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(h.location("/hls/a.m3u8").unwrap().root, Some("/tmp".into()));
+        assert!(h.location("/live/x.flv").unwrap().flv_live);
+        assert!(h.location("/other").is_none());
     }
 
     #[test]

@@ -43,6 +43,7 @@ impl Shared {
 
 pub struct Server {
     listeners: Vec<(usize, TcpListener)>,
+    http: Vec<crate::http::HttpListener>,
     shared: Arc<Shared>,
 }
 
@@ -58,8 +59,13 @@ impl Server {
                 listeners.push((i, l));
             }
         }
+        let mut http = Vec::new();
+        for h in &config.http {
+            http.extend(crate::http::HttpListener::bind(h).await?);
+        }
         Ok(Server {
             listeners,
+            http,
             shared: Arc::new(Shared {
                 config,
                 registry: Registry::new(),
@@ -90,6 +96,9 @@ impl Server {
         for (server, listener) in self.listeners {
             let shared = self.shared.clone();
             tasks.spawn(accept_loop(server, listener, shared));
+        }
+        for h in self.http {
+            tasks.spawn(h.serve(self.shared.clone()));
         }
         let shared = self.shared;
         tokio::select! {

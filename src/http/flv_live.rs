@@ -1,0 +1,156 @@
+//! HTTP-FLV: `GET /APP/NAME.flv` streams a live stream as one endless FLV
+//! file (chunked transfer), for flv.js / mpegts.js and ffmpeg.
+//!
+//! A client is a player like any RTMP one: it joins the stream's ring with
+//! the catch-up snapshot (metadata, sequence headers, the GOP so far), goes
+//! through the same `PlayerFilter`, and the same slow-player policy applies:
+//! a client a whole ring behind skips to the next keyframe, twice within
+//! 10 s and it is dropped. Its body is fed through a small bounded channel,
+//! so a client that stops reading costs the channel, not the server.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::flv;
+use crate::live::player::PlayerFilter;
+use crate::live::{Delivery, Frame, FrameKind, StreamKey};
+use crate::server::Shared;
+
+/// Body chunks queued per client before its feeder waits.
+const QUEUE: usize = 64;
+
+pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
+    let Some((app, name)) = split(path) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // The first RTMP server block with a live application of that name.
+    let found = shared.config.servers.iter().enumerate().find_map(|(i, s)| {
+        s.apps
+            .iter()
+            .find(|a| a.name == app && a.live)
+            .map(|a| (i, a.clone(), s.core.out_queue))
+    });
+    let Some((server, conf, queue)) = found else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let key = StreamKey {
+        server,
+        app: app.to_owned(),
+        name: name.to_owned(),
+    };
+    if !shared.registry.get(&key).is_some_and(|s| s.is_publishing()) {
+        return (StatusCode::NOT_FOUND, "stream not found\n").into_response();
+    }
+    let (stream, snap, mut rx) = shared.registry.subscribe(&key, queue);
+    let (tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    let shared = shared.clone();
+    info!(app, stream = name, "http-flv play");
+    tokio::spawn(async move {
+        let mut filter = PlayerFilter::new(conf.wait_key, conf.wait_video);
+        let mut epoch: Option<u32> = None;
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&flv::file_header(true, true));
+        for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
+            .into_iter()
+            .flatten()
+        {
+            tag(f, &mut epoch, &mut out);
+        }
+        for f in &snap.gop {
+            if filter.admit(f) {
+                tag(f, &mut epoch, &mut out);
+            }
+        }
+        let mut reason = "client left";
+        if tx.send(Ok(out.split().freeze())).await.is_ok() {
+            loop {
+                match rx.recv().await {
+                    Ok(Delivery::Frame(f)) => {
+                        if !filter.admit(&f) {
+                            continue;
+                        }
+                        tag(&f, &mut epoch, &mut out);
+                        if tx.send(Ok(out.split().freeze())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Delivery::PublishStart) => filter.restart(),
+                    Ok(Delivery::PublishStop) | Err(RecvError::Closed) => {
+                        reason = "stream ended";
+                        break;
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        if let Err(e) = filter.on_lag(n, std::time::Instant::now()) {
+                            reason = "slow player";
+                            debug!("http-flv: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        info!(
+            app = key.app,
+            stream = key.name,
+            reason,
+            dropped = filter.dropped,
+            "http-flv closed"
+        );
+        stream.unsubscribe();
+        drop(rx);
+        shared.registry.release(&key);
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx));
+    (
+        [
+            (header::CONTENT_TYPE, "video/x-flv"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `/live/cam.flv` → (`live`, `cam`); `/a/b/cam.flv` → (`a/b`, `cam`).
+fn split(path: &str) -> Option<(&str, &str)> {
+    let p = path.strip_prefix('/')?.strip_suffix(".flv")?;
+    let (app, name) = p.rsplit_once('/')?;
+    (!app.is_empty() && !name.is_empty()).then_some((app, name))
+}
+
+/// Appends `f` as an FLV tag, timestamps starting at 0 for this client.
+fn tag(f: &Frame, epoch: &mut Option<u32>, out: &mut BytesMut) {
+    let t = match f.kind {
+        FrameKind::Audio => flv::TAG_AUDIO,
+        FrameKind::Video => flv::TAG_VIDEO,
+        FrameKind::Data => flv::TAG_SCRIPT,
+    };
+    // Metadata and sequence headers go out at the current time (0 before
+    // any media) without setting it: the first coded frame is time 0.
+    let header = f.kind == FrameKind::Data || f.info.sequence_header;
+    let ts = match (*epoch, header) {
+        (Some(e), true) => f.timestamp.saturating_sub(e),
+        (None, true) => 0,
+        (_, false) => f.timestamp.wrapping_sub(*epoch.get_or_insert(f.timestamp)),
+    };
+    flv::write_tag(t, ts, &f.payload(), out);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths() {
+        assert_eq!(super::split("/live/cam.flv"), Some(("live", "cam")));
+        assert_eq!(super::split("/a/b/cam.flv"), Some(("a/b", "cam")));
+        assert_eq!(super::split("/cam.flv"), None);
+        assert_eq!(super::split("/live/.flv"), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! The `http {}` subset: HTTP-FLV played by ffmpeg and ffprobe, and static
+//! files through `root`/`alias`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+
+fn server_with_http(http_body: &str) -> (Server, u16) {
+    let port = free_port();
+    let hport = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport}; {http_body} }} }}\n"
+    );
+    (Server::with_config(&conf, port), hport)
+}
+
+/// A plain HTTP/1.0 GET: (status, body).
+fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| all[i + 4..].to_vec())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn http_flv_plays_in_ffmpeg_and_ffprobe() {
+    let (s, hport) = server_with_http("location /live { flv_live on; }");
+    let src = make_source(s.dir.path(), 6);
+    let publisher = ffmpeg_publish_file(&src, &s.url("cam"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = format!("http://127.0.0.1:{hport}/live/cam.flv");
+    let out = s.path("http.flv");
+    let played = wait_for(
+        ffmpeg_play(&url, &out, &["-t", "3"]),
+        Duration::from_secs(15),
+    );
+    assert!(
+        played.status.success(),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    let (v, a) = counts(&out);
+    assert!(
+        v >= 70 && a >= 100,
+        "3 s over HTTP-FLV: {v} video, {a} audio"
+    );
+    assert_eq!(decode_errors(&out), "");
+    let (flags, width) = first_video_packet(&out);
+    assert!(flags.starts_with('K'), "starts at a keyframe: {flags}");
+    assert_eq!(width, 320);
+    // ffprobe straight from the URL.
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&url)
+        .output()
+        .unwrap();
+    let codecs = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    assert!(wait_for(publisher, Duration::from_secs(15))
+        .status
+        .success());
+    // Not publishing any more: 404.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(hport, "/live/cam.flv").0, 404);
+    assert_eq!(get(hport, "/live/nobody.flv").0, 404);
+}
+
+#[test]
+fn root_and_alias_serve_files_and_refuse_escapes() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(files.path().join("hls")).unwrap();
+    std::fs::write(files.path().join("hls/a.m3u8"), "#EXTM3U\n").unwrap();
+    let (_s, hport) = server_with_http(&format!(
+        "location /hls {{ root {0}; }} location /media {{ alias {0}/hls; }}",
+        files.path().display()
+    ));
+    assert_eq!(get(hport, "/hls/a.m3u8"), (200, b"#EXTM3U\n".to_vec()));
+    assert_eq!(get(hport, "/media/a.m3u8"), (200, b"#EXTM3U\n".to_vec()));
+    assert_eq!(get(hport, "/hls/missing.m3u8").0, 404);
+    assert_eq!(get(hport, "/hls/../hls/a.m3u8").0, 400);
+    assert_eq!(get(hport, "/elsewhere").0, 404);
+}
