@@ -16,6 +16,7 @@
 pub mod client;
 pub mod config;
 pub mod flv;
+pub mod hls;
 pub mod http;
 pub mod live;
 pub mod notify;
