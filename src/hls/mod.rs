@@ -1,4 +1,5 @@
 //! HLS output: MPEG-TS segments cut at keyframes and a playlist, where
 //! nginx-rtmp's `hls_path` puts them.
 
+pub mod segmenter;
 pub mod ts;
