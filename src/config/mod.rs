@@ -156,6 +156,8 @@ pub struct AppConf {
     /// The application's own `record*` settings (recorder `""`), when
     /// `record` is not off, then each `recorder NAME {}` block.
     pub recorders: Vec<RecorderConf>,
+    /// `hls on`: segments and a playlist under `hls_path`.
+    pub hls: Option<crate::hls::segmenter::HlsConf>,
 }
 
 const MAIN: u8 = 1;
@@ -183,6 +185,8 @@ enum Kind {
     Record,
     /// Any single word (a path, a suffix).
     Str,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
 }
 
 /// Directives Sluice implements, with the scopes nginx-rtmp allows them in.
@@ -196,6 +200,16 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         "max_connections" => (MAIN, Kind::Num),
         "record" => (MAIN | SRV | APP | REC, Kind::Record),
+        "hls" | "hls_nested" | "hls_cleanup" => (MAIN | SRV | APP, Kind::Flag),
+        "hls_path" | "hls_base_url" => (MAIN | SRV | APP, Kind::Str),
+        "hls_fragment" | "hls_max_fragment" | "hls_playlist_length" => {
+            (MAIN | SRV | APP, Kind::Msec)
+        }
+        "hls_fragment_naming" => (
+            MAIN | SRV | APP,
+            Kind::OneOf(&["sequential", "timestamp", "system"]),
+        ),
+        "hls_type" => (MAIN | SRV | APP, Kind::OneOf(&["live", "event"])),
         "record_path" | "record_suffix" => (MAIN | SRV | APP | REC, Kind::Str),
         "record_unique" | "record_append" | "record_lock" | "record_notify" => {
             (MAIN | SRV | APP | REC, Kind::Flag)
@@ -246,24 +260,14 @@ const NOT_YET: &[&str] = &[
     "respawn",
     "respawn_timeout",
     "record_interval_size",
-    "hls",
-    "hls_path",
-    "hls_fragment",
-    "hls_max_fragment",
-    "hls_playlist_length",
     "hls_muxdelay",
     "hls_sync",
     "hls_continuous",
-    "hls_nested",
-    "hls_fragment_naming",
     "hls_fragment_naming_granularity",
     "hls_fragment_slicing",
-    "hls_type",
     "hls_max_audio_delay",
     "hls_audio_buffer_size",
-    "hls_cleanup",
     "hls_variant",
-    "hls_base_url",
     "hls_keys",
     "hls_key_path",
     "hls_key_url",
@@ -378,6 +382,7 @@ impl Interp {
             Kind::Size => parse_size(v).is_some(),
             Kind::Meta => matches!(v.as_str(), "on" | "off" | "copy"),
             Kind::Inert(_) | Kind::Str => true,
+            Kind::OneOf(words) => words.contains(&v.as_str()),
             Kind::Record => d.args.iter().all(|a| {
                 matches!(
                     a.as_str(),
@@ -395,7 +400,7 @@ impl Interp {
                 Kind::Num => "expected a number",
                 Kind::Size => "expected a size such as 4096, 4k or 1M",
                 Kind::Meta => "it must be \"on\", \"copy\" or \"off\"",
-                Kind::Inert(_) | Kind::Str => "",
+                Kind::Inert(_) | Kind::Str | Kind::OneOf(_) => "",
                 Kind::Record => "expected off, all, audio, video, keyframes or manual",
             };
             self.errors.push(err(
@@ -791,6 +796,34 @@ impl Config {
                         ));
                     }
                 }
+                let hls = l.flag("hls", false).then(|| {
+                    use crate::hls::segmenter::{HlsConf, Naming};
+                    let fragment = l.msec("hls_fragment", 5_000);
+                    HlsConf {
+                        path: l.raw("hls_path").unwrap_or_default().into(),
+                        fragment,
+                        max_fragment: l.msec("hls_max_fragment", fragment.as_millis() as u64 * 10),
+                        playlist_length: l.msec("hls_playlist_length", 30_000),
+                        nested: l.flag("hls_nested", false),
+                        cleanup: l.flag("hls_cleanup", true),
+                        naming: match l.raw("hls_fragment_naming") {
+                            Some("timestamp") => Naming::Timestamp,
+                            Some("system") => Naming::System,
+                            _ => Naming::Sequential,
+                        },
+                        event: l.raw("hls_type") == Some("event"),
+                        base_url: l.raw("hls_base_url").unwrap_or_default().to_owned(),
+                    }
+                });
+                if hls.as_ref().is_some_and(|h| h.path.as_os_str().is_empty()) {
+                    it.errors.push(err(
+                        &ad.pos,
+                        format!(
+                            "application \"{}\" has \"hls on\" but no \"hls_path\"",
+                            ad.args[0]
+                        ),
+                    ));
+                }
                 let drop_idle = l.msec("drop_idle_publisher", 0);
                 apps.push(AppConf {
                     name: ad.args[0].clone(),
@@ -822,6 +855,7 @@ impl Config {
                         .cloned()
                         .unwrap_or_default(),
                     recorders,
+                    hls,
                 });
             }
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
@@ -946,11 +980,17 @@ mod tests {
             e[0].starts_with("f.conf:4: invalid value \"fast\" in \"timeout\""),
             "{e:?}"
         );
-        let e =
-            errors("rtmp {\n server {\n  application x {\n   live on;\n   hls on;\n  }\n }\n}\n");
+        let e = errors(
+            "rtmp {\n server {\n  application x {\n   live on;\n   push rtmp://a/b;\n  }\n }\n}\n",
+        );
         assert!(
-            e[0].starts_with("f.conf:5: nginx-rtmp directive \"hls\" is not implemented"),
+            e[0].starts_with("f.conf:5: nginx-rtmp directive \"push\" is not implemented"),
             "{e:?}"
+        );
+        let e = errors("rtmp {\n server {\n  application x {\n   hls on;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:3: application \"x\" has \"hls on\" but no \"hls_path\""]
         );
         let e = errors(
             "rtmp {\n max_connections 5;\n server {\n  listen 1935;\n  max_connections 4;\n }\n}\n",

@@ -2,4 +2,5 @@
 //! nginx-rtmp's `hls_path` puts them.
 
 pub mod segmenter;
+pub mod task;
 pub mod ts;

@@ -401,6 +401,9 @@ impl Connection {
         );
         info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish");
         self.start_recorders(&stream, &name, &args);
+        if let Some(h) = self.connected.as_ref().and_then(|c| c.app.hls.clone()) {
+            crate::hls::task::spawn(stream.clone(), h, name.clone());
+        }
         self.role = ("publisher", name);
         self.publishing = Some(Publishing {
             key,
