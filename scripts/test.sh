@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need when it is missing
-# (ffmpeg/ffprobe, rtmpdump), then runs formatting, lints and every test.
+# (ffmpeg/ffprobe, rtmpdump, chromium, node/npm and the npm packages of
+# tests/browser), then runs formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,12 +9,19 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "installing: npm packages in tests/browser (hls.js, mpegts.js, playwright-core)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cargo fmt --check
