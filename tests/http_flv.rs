@@ -107,3 +107,69 @@ fn root_and_alias_serve_files_and_refuse_escapes() {
     assert_eq!(get(hport, "/hls/../hls/a.m3u8").0, 400);
     assert_eq!(get(hport, "/elsewhere").0, 404);
 }
+
+#[test]
+fn a_stalled_http_flv_client_does_not_slow_the_others() {
+    let port = free_port();
+    let hport = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; out_queue 64; application live {{ live on; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport}; location /live {{ flv_live on; }} }} }}\n"
+    );
+    let s = Server::with_config(&conf, port);
+    // About 10 Mbit/s: noise compresses badly.
+    let src = s.dir.path().join("noisy.flv");
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc=size=640x360:rate=25,noise=alls=60:allf=t")
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "12"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-b:v",
+            "10M",
+        ])
+        .args([
+            "-maxrate", "10M", "-bufsize", "2M", "-c:a", "aac", "-f", "flv",
+        ])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let publisher = ffmpeg_publish_file(&src, &s.url("big"));
+    std::thread::sleep(Duration::from_millis(800));
+    // The stalled client asks and never reads.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", hport)).unwrap();
+    write!(stalled, "GET /live/big.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let out = s.path("healthy.flv");
+    let url = format!("http://127.0.0.1:{hport}/live/big.flv");
+    let healthy = wait_for(
+        ffmpeg_play(&url, &out, &["-t", "8"]),
+        Duration::from_secs(20),
+    );
+    assert!(healthy.status.success());
+    let (v, _) = counts(&out);
+    assert!(v >= 190, "the healthy client got {v} video frames in 8 s");
+    assert_eq!(decode_errors(&out), "");
+    let log = s.log();
+    assert!(
+        log.contains("http-flv closed") && log.contains("slow player: stalled"),
+        "{log}"
+    );
+    assert!(wait_for(publisher, Duration::from_secs(20))
+        .status
+        .success());
+    drop(stalled);
+}

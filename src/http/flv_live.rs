@@ -68,34 +68,32 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
                 tag(f, &mut epoch, &mut out);
             }
         }
-        let mut reason = "client left";
-        if tx.send(Ok(out.split().freeze())).await.is_ok() {
-            loop {
+        let lap = queue.max(16).next_power_of_two();
+        let first = out.split().freeze();
+        let reason = match send(&tx, first, &rx, lap).await {
+            Err(r) => r,
+            Ok(()) => loop {
                 match rx.recv().await {
                     Ok(Delivery::Frame(f)) => {
                         if !filter.admit(&f) {
                             continue;
                         }
                         tag(&f, &mut epoch, &mut out);
-                        if tx.send(Ok(out.split().freeze())).await.is_err() {
-                            break;
+                        if let Err(r) = send(&tx, out.split().freeze(), &rx, lap).await {
+                            break r;
                         }
                     }
                     Ok(Delivery::PublishStart) => filter.restart(),
-                    Ok(Delivery::PublishStop) | Err(RecvError::Closed) => {
-                        reason = "stream ended";
-                        break;
-                    }
+                    Ok(Delivery::PublishStop) | Err(RecvError::Closed) => break "stream ended",
                     Err(RecvError::Lagged(n)) => {
                         if let Err(e) = filter.on_lag(n, std::time::Instant::now()) {
-                            reason = "slow player";
                             debug!("http-flv: {e}");
-                            break;
+                            break "slow player";
                         }
                     }
                 }
-            }
-        }
+            },
+        };
         info!(
             app = key.app,
             stream = key.name,
@@ -117,6 +115,29 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Queues body bytes for the client. While its queue is full (it is not
+/// reading), the ring goes on without it; once the ring has lapped it twice
+/// it is dropped, as a stalled RTMP player is.
+async fn send(
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    b: Bytes,
+    rx: &tokio::sync::broadcast::Receiver<Delivery>,
+    lap: usize,
+) -> Result<(), &'static str> {
+    let fut = tx.send(Ok(b));
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return r.map_err(|_| "client left"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                if rx.len() > 2 * lap {
+                    return Err("slow player: stalled");
+                }
+            }
+        }
+    }
 }
 
 /// `/live/cam.flv` → (`live`, `cam`); `/a/b/cam.flv` → (`a/b`, `cam`).
