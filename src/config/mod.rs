@@ -400,8 +400,13 @@ impl Interp {
                 Kind::Num => "expected a number",
                 Kind::Size => "expected a size such as 4096, 4k or 1M",
                 Kind::Meta => "it must be \"on\", \"copy\" or \"off\"",
-                Kind::Inert(_) | Kind::Str | Kind::OneOf(_) => "",
+                Kind::Inert(_) | Kind::Str => "",
+                Kind::OneOf(_) => "it must be one of",
                 Kind::Record => "expected off, all, audio, video, keyframes or manual",
+            };
+            let expect = match kind {
+                Kind::OneOf(words) => format!("{expect}: {}", words.join(", ")),
+                _ => expect.to_owned(),
             };
             self.errors.push(err(
                 &d.pos,
@@ -1095,6 +1100,15 @@ mod tests {
         assert!(
             e[0].contains("expected off, all, audio, video, keyframes or manual"),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn one_of_names_the_choices() {
+        let e = errors("rtmp {\n server {\n  application x {\n   hls_type vod;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:4: invalid value \"vod\" in \"hls_type\" directive, it must be one of: live, event"]
         );
     }
 }
