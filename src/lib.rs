@@ -24,3 +24,4 @@ pub mod record;
 pub mod redact;
 pub mod rtmp;
 pub mod server;
+pub mod stats;

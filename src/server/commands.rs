@@ -269,6 +269,15 @@ impl Connection {
             tcurl = %crate::redact::args(&tc_url),
             "connect"
         );
+        let server = self.server;
+        self.stat.update(|i| {
+            i.server = server;
+            i.app = app_name.clone();
+            i.flashver = get("flashVer");
+            i.swfurl = get("swfUrl");
+            i.pageurl = get("pageUrl");
+            i.tcurl = crate::redact::args(&tc_url).into_owned();
+        });
         self.connected = Some(Connected {
             app,
             app_name,
@@ -404,6 +413,10 @@ impl Connection {
         if let Some(h) = self.connected.as_ref().and_then(|c| c.app.hls.clone()) {
             crate::hls::task::spawn(stream.clone(), h, name.clone());
         }
+        self.stat.update(|i| {
+            i.name = name.clone();
+            i.role = crate::stats::Role::Publisher;
+        });
         self.role = ("publisher", name);
         self.publishing = Some(Publishing {
             key,
@@ -525,6 +538,10 @@ impl Connection {
             );
         }
         info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "play");
+        self.stat.update(|i| {
+            i.name = name.clone();
+            i.role = crate::stats::Role::Player;
+        });
         self.role = ("player", name);
         for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
             .into_iter()
@@ -574,6 +591,7 @@ impl Connection {
 
     pub(super) fn stop_publishing(&mut self) {
         if let Some(p) = self.publishing.take() {
+            self.stat.update(|i| i.role = crate::stats::Role::None);
             p.stream.unpublish(self.id);
             self.shared.registry.release(&p.key);
         }
@@ -581,6 +599,7 @@ impl Connection {
 
     pub(super) fn stop_playing(&mut self) {
         if let Some(p) = self.playing.take() {
+            self.stat.update(|i| i.role = crate::stats::Role::None);
             p.stream.unsubscribe();
             drop(p.rx);
             self.shared.registry.release(&p.key);

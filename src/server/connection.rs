@@ -115,6 +115,8 @@ pub struct Connection {
     /// A Go Away signal went to this client already.
     pub go_away_sent: bool,
     mailbox: Arc<super::drain::Mailbox>,
+    /// This connection's entry in the shared stats table.
+    pub stat: Arc<crate::stats::ConnStat>,
     /// When the once-a-second housekeeping last ran.
     last_tick: Instant,
     /// Role and stream for the close log, kept after the stream ends
@@ -152,6 +154,7 @@ impl Connection {
             update: None,
             go_away_sent: false,
             mailbox: shared.drain.register(id),
+            stat: shared.stats.register(id, addr),
             last_tick: now,
             role: ("none", String::new()),
             shared,
@@ -190,6 +193,8 @@ impl Connection {
         self.stop_playing();
         self.fire_done();
         self.fire_disconnect();
+        self.publish_counters();
+        self.shared.stats.unregister(self.id);
         self.shared.drain.unregister(self.id);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         info!(
@@ -405,8 +410,16 @@ impl Connection {
         }
     }
 
+    /// Copies this connection's counters to its stats entry.
+    fn publish_counters(&self) {
+        let dropped = self.playing.as_ref().map_or(0, |p| p.filter.dropped);
+        self.stat
+            .set_counters(self.session.bytes_received(), self.bytes_out, dropped);
+    }
+
     fn on_tick(&mut self) -> Result<(), Close> {
         let now = Instant::now();
+        self.publish_counters();
         if self.connected.is_none() && now.duration_since(self.started) >= self.core().timeout {
             return Err(close("no connect within timeout"));
         }

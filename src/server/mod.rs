@@ -33,6 +33,8 @@ pub struct Shared {
     next_id: AtomicU64,
     pub connections: AtomicUsize,
     pub drain: drain::Drain,
+    /// Per-connection facts for /stat and metrics.
+    pub stats: crate::stats::Stats,
 }
 
 impl Shared {
@@ -74,6 +76,7 @@ impl Server {
                 next_id: AtomicU64::new(0),
                 connections: AtomicUsize::new(0),
                 drain: drain::Drain::default(),
+                stats: crate::stats::Stats::default(),
             }),
         })
     }
