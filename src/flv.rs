@@ -208,13 +208,19 @@ pub fn file_header(audio: bool, video: bool) -> [u8; 13] {
 /// Appends one tag and its PreviousTagSize.
 pub fn write_tag(tag_type: u8, timestamp: u32, data: &[u8], out: &mut BytesMut) {
     out.reserve(15 + data.len());
+    put_tag_header(tag_type, timestamp, data.len(), out);
+    out.put_slice(data);
+    out.put_u32(11 + data.len() as u32);
+}
+
+/// Appends the 11-byte header of a tag whose `len` data bytes follow; the
+/// caller then writes the data and the PreviousTagSize (11 + len).
+pub fn put_tag_header(tag_type: u8, timestamp: u32, len: usize, out: &mut BytesMut) {
     out.put_u8(tag_type);
-    out.put_uint(data.len() as u64, 3);
+    out.put_uint(len as u64, 3);
     out.put_uint((timestamp & 0xFF_FFFF) as u64, 3);
     out.put_u8((timestamp >> 24) as u8);
     out.put_uint(0, 3);
-    out.put_slice(data);
-    out.put_u32(11 + data.len() as u32);
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! ordinary nginx web-server setting that Sluice ignores with a warning,
 //! so a real nginx.conf keeps loading.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::syntax::{err, ConfigError, Directive};
@@ -121,22 +121,8 @@ fn location(
 }
 
 fn listen(d: &Directive) -> Result<Vec<SocketAddr>, ConfigError> {
-    let Some(addr) = d.args.first() else {
-        return Err(err(&d.pos, "\"listen\" needs an address"));
-    };
-    let text = if addr.parse::<u16>().is_ok() {
-        format!("0.0.0.0:{addr}")
-    } else if let Some(port) = addr.strip_prefix("*:") {
-        format!("0.0.0.0:{port}")
-    } else if addr.contains(':') {
-        addr.clone()
-    } else {
-        format!("{addr}:80")
-    };
-    text.to_socket_addrs().map(|a| a.collect()).map_err(|e| {
-        err(
-            &d.pos,
-            format!("invalid address \"{addr}\" in \"listen\": {e}"),
-        )
-    })
+    match d.args.first() {
+        Some(addr) => super::listen_addr(d, addr, 80),
+        None => Err(err(&d.pos, "\"listen\" needs an address")),
+    }
 }

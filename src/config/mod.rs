@@ -438,7 +438,7 @@ impl Interp {
 
 /// One recorder (nginx-rtmp's record node): what to write, where, and when
 /// to start a new file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecorderConf {
     /// `""` for the application's own settings, else the block's name.
     pub id: String,
@@ -563,14 +563,24 @@ fn parse_listen(d: &Directive) -> Result<Vec<SocketAddr>, ConfigError> {
             "unix sockets in \"listen\" are not implemented by Sluice yet",
         ));
     }
+    listen_addr(d, addr, 1935)
+}
+
+/// Resolves a `listen` address as nginx reads it: `PORT`, `*:PORT`,
+/// `HOST:PORT`, or `HOST` (on `default_port`). The first address counts.
+fn listen_addr(
+    d: &Directive,
+    addr: &str,
+    default_port: u16,
+) -> Result<Vec<SocketAddr>, ConfigError> {
     let text = if addr.parse::<u16>().is_ok() {
         format!("0.0.0.0:{addr}")
     } else if let Some(port) = addr.strip_prefix("*:") {
         format!("0.0.0.0:{port}")
     } else if addr.contains(':') {
-        addr.clone()
+        addr.to_owned()
     } else {
-        format!("{addr}:1935")
+        format!("{addr}:{default_port}")
     };
     let addrs: Vec<SocketAddr> = text
         .to_socket_addrs()

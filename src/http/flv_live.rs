@@ -126,7 +126,13 @@ async fn send(
     rx: &tokio::sync::broadcast::Receiver<Delivery>,
     lap: usize,
 ) -> Result<(), &'static str> {
-    let fut = tx.send(Ok(b));
+    // The usual case, a client keeping up: no timer at all.
+    let b = match tx.try_send(Ok(b)) {
+        Ok(()) => return Ok(()),
+        Err(mpsc::error::TrySendError::Closed(_)) => return Err("client left"),
+        Err(mpsc::error::TrySendError::Full(b)) => b,
+    };
+    let fut = tx.send(b);
     tokio::pin!(fut);
     loop {
         tokio::select! {
@@ -149,11 +155,6 @@ fn split(path: &str) -> Option<(&str, &str)> {
 
 /// Appends `f` as an FLV tag, timestamps starting at 0 for this client.
 fn tag(f: &Frame, epoch: &mut Option<u32>, out: &mut BytesMut) {
-    let t = match f.kind {
-        FrameKind::Audio => flv::TAG_AUDIO,
-        FrameKind::Video => flv::TAG_VIDEO,
-        FrameKind::Data => flv::TAG_SCRIPT,
-    };
     // Metadata and sequence headers go out at the current time (0 before
     // any media) without setting it: the first coded frame is time 0.
     let header = f.kind == FrameKind::Data || f.info.sequence_header;
@@ -162,7 +163,7 @@ fn tag(f: &Frame, epoch: &mut Option<u32>, out: &mut BytesMut) {
         (None, true) => 0,
         (_, false) => f.timestamp.wrapping_sub(*epoch.get_or_insert(f.timestamp)),
     };
-    flv::write_tag(t, ts, &f.payload(), out);
+    f.write_flv_tag(ts, out);
 }
 
 #[cfg(test)]

@@ -112,6 +112,27 @@ impl Frame {
         out.freeze()
     }
 
+    /// Appends the frame as an FLV tag at `ts`, copying the payload once,
+    /// straight out of the chunked form (no intermediate buffer).
+    pub fn write_flv_tag(&self, ts: u32, out: &mut BytesMut) {
+        let tag_type = match self.kind {
+            FrameKind::Audio => crate::flv::TAG_AUDIO,
+            FrameKind::Video => crate::flv::TAG_VIDEO,
+            FrameKind::Data => crate::flv::TAG_SCRIPT,
+        };
+        out.reserve(15 + self.payload_len);
+        crate::flv::put_tag_header(tag_type, ts, self.payload_len, out);
+        let mut pos = self.header_len;
+        let mut left = self.payload_len;
+        while left > 0 {
+            let take = left.min(self.chunk_size);
+            out.extend_from_slice(&self.chunked[pos..pos + take]);
+            left -= take;
+            pos += take + self.cont_len;
+        }
+        out.extend_from_slice(&(11 + self.payload_len as u32).to_be_bytes());
+    }
+
     pub fn is_video_key(&self) -> bool {
         self.kind == FrameKind::Video && self.info.keyframe
     }
@@ -178,6 +199,10 @@ mod tests {
             let mut other = BytesMut::new();
             f.encode_for(SHARED_STREAM_ID, 128, false, &mut other);
             assert_eq!(&other[..], &f.chunked[..]);
+            let (mut tag, mut expect) = (BytesMut::new(), BytesMut::new());
+            f.write_flv_tag(ts.wrapping_add(7), &mut tag);
+            crate::flv::write_tag(9, ts.wrapping_add(7), &payload, &mut expect);
+            assert_eq!(tag, expect, "flv tag, len {len}");
         }
     }
 }

@@ -166,7 +166,7 @@ impl Recording {
             .flatten()
         {
             if self.wants(f) {
-                tag(f, shift, &mut head);
+                f.write_flv_tag(shift, &mut head);
                 match f.kind {
                     FrameKind::Video => open.video_seq = Some(f.clone()),
                     FrameKind::Audio => open.audio_seq = Some(f.clone()),
@@ -214,7 +214,7 @@ impl Recording {
                 // for the next file.
                 if let Some(o) = self.open.as_mut().filter(|o| o.epoch.is_none() && !o.meta) {
                     let mut out = BytesMut::new();
-                    tag(f, o.shift, &mut out);
+                    f.write_flv_tag(o.shift, &mut out);
                     o.bytes += out.len() as u64;
                     o.meta = true;
                     ops.push(Op::Write(out.freeze()));
@@ -258,8 +258,7 @@ impl Recording {
         }
         let epoch = *o.epoch.get_or_insert(f.timestamp);
         let mut out = BytesMut::new();
-        tag(
-            f,
+        f.write_flv_tag(
             o.shift.wrapping_add(f.timestamp.wrapping_sub(epoch)),
             &mut out,
         );
@@ -290,18 +289,9 @@ impl Recording {
 }
 
 fn is_metadata(f: &Frame) -> bool {
-    let p = f.payload();
-    // AMF0 string "onMetaData" (after @setDataFrame is stripped).
-    p.starts_with(b"\x02\x00\x0aonMetaData")
-}
-
-fn tag(f: &Frame, ts: u32, out: &mut BytesMut) {
-    let t = match f.kind {
-        FrameKind::Audio => flv::TAG_AUDIO,
-        FrameKind::Video => flv::TAG_VIDEO,
-        FrameKind::Data => flv::TAG_SCRIPT,
-    };
-    flv::write_tag(t, ts, &f.payload(), out);
+    // AMF0 string "onMetaData" (after @setDataFrame is stripped); the
+    // first chunk holds it, so nothing is copied.
+    f.head().starts_with(b"\x02\x00\x0aonMetaData")
 }
 
 #[cfg(test)]
@@ -312,21 +302,11 @@ mod tests {
 
     fn conf() -> RecorderConf {
         RecorderConf {
-            id: String::new(),
             audio: true,
             video: true,
-            keyframes: false,
-            manual: false,
             path: "/rec".into(),
             suffix: ".flv".into(),
-            unique: false,
-            append: false,
-            lock: false,
-            notify: false,
-            max_size: 0,
-            max_frames: 0,
-            interval: None,
-            on_record_done: None,
+            ..Default::default()
         }
     }
 

@@ -57,21 +57,12 @@ mod tests {
 
     fn conf(suffix: &str, unique: bool) -> RecorderConf {
         RecorderConf {
-            id: String::new(),
             audio: true,
             video: true,
-            keyframes: false,
-            manual: false,
             path: "/rec".into(),
             suffix: suffix.into(),
             unique,
-            append: false,
-            lock: false,
-            notify: false,
-            max_size: 0,
-            max_frames: 0,
-            interval: None,
-            on_record_done: None,
+            ..Default::default()
         }
     }
 

@@ -418,29 +418,22 @@ impl Connection {
             let notifier = self.shared.notifier.clone();
             let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
             let (name2, args2) = (name.to_owned(), args.to_owned());
-            let notify = conf.notify;
-            let (shared, shared2, me) = (self.shared.clone(), self.shared.clone(), self.id);
-            let opened: crate::record::Hook = Box::new(move |recorder, _path| {
-                if notify {
-                    shared.drain.post(
-                        me,
-                        super::drain::Signal::Status {
-                            code: "NetStream.Record.Start",
-                            description: recorder.to_owned(),
-                        },
-                    );
-                }
-            });
+            // record_notify: an onStatus to this publisher, through its inbox.
+            let status = {
+                let (shared, me, notify) = (self.shared.clone(), self.id, conf.notify);
+                std::sync::Arc::new(move |code: &'static str, recorder: &str| {
+                    if notify {
+                        let description = recorder.to_owned();
+                        let sig = super::drain::Signal::Status { code, description };
+                        shared.drain.post(me, sig);
+                    }
+                })
+            };
+            let start = status.clone();
+            let opened: crate::record::Hook =
+                Box::new(move |recorder, _path| start("NetStream.Record.Start", recorder));
             let done: crate::record::Hook = Box::new(move |recorder, path| {
-                if notify {
-                    shared2.drain.post(
-                        me,
-                        super::drain::Signal::Status {
-                            code: "NetStream.Record.Stop",
-                            description: recorder.to_owned(),
-                        },
-                    );
-                }
+                status("NetStream.Record.Stop", recorder);
                 let Some(url) = &hook else { return };
                 let form = session
                     .form()
