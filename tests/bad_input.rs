@@ -63,17 +63,6 @@ fn healthy(s: &mut Server, case: &str) {
     eprintln!("{case}: healthy, RSS {rss} KiB");
 }
 
-fn log_has(s: &Server, needle: &str) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(5) {
-        if s.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 // ---------------------------------------------------------------- cases
 
 #[test]
@@ -124,7 +113,7 @@ fn truncated_commands_at_every_offset() {
         }
     }
     eprintln!("{conns} truncated sessions");
-    assert!(log_has(&s, "AMF value truncated"), "{}", s.log());
+    assert!(s.wait_log("AMF value truncated"), "{}", s.log());
     healthy(&mut s, "truncated");
 }
 
@@ -139,7 +128,7 @@ fn chunk_headers_without_a_first_header_and_the_largest_csid() {
         r.send(&b);
         assert!(r.closed_within(Duration::from_secs(5)), "fmt {fmt}");
         let why = format!("type-{fmt} chunk on chunk stream 5, which has no previous header");
-        assert!(log_has(&s, &why), "{}", s.log());
+        assert!(s.wait_log(&why), "{}", s.log());
     }
     // csid 65599 is the largest the 3-byte basic header can say: valid.
     let mut r = Raw::new(s.port);
@@ -165,7 +154,7 @@ fn chunk_sizes_and_announced_lengths() {
         let mut r = Raw::new(s.port);
         r.send(&chunked(2, 1, 0, &size.to_be_bytes(), 128));
         assert!(r.closed_within(Duration::from_secs(5)), "chunk size {size}");
-        assert!(log_has(&s, &format!("invalid chunk size {size}")));
+        assert!(s.wait_log(&format!("invalid chunk size {size}")));
     }
     // A chunk size of 1 is legal, if silly: a connect still works.
     let mut r = Raw::new(s.port);
@@ -184,7 +173,7 @@ fn chunk_sizes_and_announced_lengths() {
     }
     assert!(r.closed_within(Duration::from_secs(5)));
     assert!(
-        log_has(&s, "partial messages hold more than 67108864 bytes"),
+        s.wait_log("partial messages hold more than 67108864 bytes"),
         "{}",
         s.log()
     );
@@ -198,10 +187,7 @@ fn chunk_sizes_and_announced_lengths() {
     let mut r = Raw::new(d.port);
     r.send(&first_chunk(4, 0xFF_FFFF));
     assert!(r.closed_within(Duration::from_secs(5)));
-    assert!(log_has(
-        &d,
-        "message of 16777215 bytes exceeds max_message 8388608"
-    ));
+    assert!(d.wait_log("message of 16777215 bytes exceeds max_message 8388608"));
     healthy(&mut d, "max-message");
 }
 
@@ -256,7 +242,7 @@ fn amf_bombs_and_odd_markers() {
         let mut r = Raw::new(s.port);
         r.send(&command(0, body));
         assert!(r.closed_within(Duration::from_secs(5)), "{what}");
-        assert!(log_has(&s, why), "{what}: {}", s.log());
+        assert!(s.wait_log(why), "{what}: {}", s.log());
     }
     // Markers that are legal but unusual in a command object: reference,
     // AVM+ (AMF3), Date, XML. The connection is answered or closed, and
@@ -323,7 +309,7 @@ fn unknown_message_types_and_amf3_garbage() {
     ));
     let closed = r.closed_within(Duration::from_secs(2));
     eprintln!("AMF3 data garbage: closed={closed}");
-    assert!(log_has(&s, "bad AMF"), "{}", s.log());
+    assert!(s.wait_log("bad AMF"), "{}", s.log());
     healthy(&mut s, "unknown-types");
 }
 
@@ -349,7 +335,7 @@ fn enhanced_rtmp_headers_that_lie() {
         assert!(r.saw(b"NetStream.Publish.Start", Duration::from_secs(5)));
         r.send(&chunked(6, 9, 1, payload, 128));
         assert!(r.closed_within(Duration::from_secs(5)), "{what}");
-        assert!(log_has(&s, why), "{what}: {}", s.log());
+        assert!(s.wait_log(why), "{what}: {}", s.log());
     }
     healthy(&mut s, "enhanced");
 }
@@ -439,7 +425,7 @@ fn slowloris_half_open_handshakes() {
         assert!(r.closed_within(left), "half-open connection {i} still open");
     }
     eprintln!("300 half-open handshakes closed after {:?}", t.elapsed());
-    assert!(log_has(&s, "handshake timeout"));
+    assert!(s.wait_log("handshake timeout"));
     healthy(&mut s, "slowloris-after");
 }
 
@@ -494,7 +480,7 @@ fn a_stalled_player_beside_a_healthy_one() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        log_has(&s, "slow player: stalled"),
+        s.wait_log("slow player: stalled"),
         "stalled player not closed: {}",
         s.log()
     );
@@ -526,30 +512,6 @@ fn a_stalled_player_beside_a_healthy_one() {
     assert!(peak < RSS_BOUND_KB, "peak RSS {peak} KiB");
     drop(stalled);
     healthy(&mut s, "stalled");
-}
-
-/// A high-bitrate source (noise compresses badly): about 10 Mbit/s, so a
-/// stalled reader's socket buffers fill in a few seconds.
-fn noisy_source(dir: &Path, secs: u32) -> std::path::PathBuf {
-    let out = dir.join("noisy.flv");
-    let st = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x360:rate=25,noise=alls=60:allf=t",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-b:v", "10M", "-maxrate", "10M", "-bufsize", "2M"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    out
 }
 
 fn shrink_rcvbuf(s: &TcpStream) {
@@ -597,14 +559,14 @@ fn max_connections_and_dead_peers() {
         extra.closed_within(Duration::from_secs(3)),
         "the 51st connection is refused"
     );
-    assert!(log_has(&s, "max_connections reached"));
+    assert!(s.wait_log("max_connections reached"));
     let t = Instant::now();
     for (i, r) in held.iter_mut().enumerate() {
         let left = Duration::from_secs(8).saturating_sub(t.elapsed());
         assert!(r.closed_within(left), "dead peer {i} still connected");
     }
     eprintln!("50 dead peers closed after {:?}", t.elapsed());
-    assert!(log_has(&s, "ping timeout"));
+    assert!(s.wait_log("ping timeout"));
     healthy(&mut s, "max-connections");
 }
 

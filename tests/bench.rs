@@ -7,17 +7,10 @@ mod common;
 use std::time::Duration;
 
 use sluice::client::bench::{bench, BenchOptions};
-use sluice::config::Config;
-use sluice::server::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_publishes_plays_and_matches_every_frame() {
-    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = Server::bind(Config::parse(conf, "test").unwrap())
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    tokio::spawn(server.run(std::future::pending()));
+    let (addr, _) = common::in_process().await;
     let dir = tempfile::tempdir().unwrap();
     let flv = dir.path().join("src.flv");
     // 2 s of 25 fps video with a keyframe per second, looped.

@@ -2,16 +2,16 @@
 //! ffmpeg in Debian 12 (5.1) cannot mux HEVC into FLV, so the publisher is
 //! Sluice's client sending a synthetic `hvc1` FLV.
 
+mod common;
+
 use std::io::Cursor;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use sluice::client::conn::ClientConn;
 use sluice::client::{publish, RtmpUrl};
-use sluice::config::Config;
 use sluice::flv;
 use sluice::rtmp::{Amf, Message};
-use sluice::server::Server;
 
 /// hvc1 at 25 fps, keyframe every 25 frames (CodedFramesX), inter frames
 /// (CodedFrames), preceded by a SequenceStart; 3 s.
@@ -40,12 +40,7 @@ fn hevc_flv() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hevc_passes_through_and_late_joiner_starts_decodable() {
-    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = Server::bind(Config::parse(conf, "test").unwrap())
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    tokio::spawn(server.run(std::future::pending()));
+    let (addr, _) = common::in_process().await;
     let url = format!("rtmp://{addr}/live/hevc");
 
     // The connect result advertises what is forwarded when asked.

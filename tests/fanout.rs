@@ -7,9 +7,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use sluice::client::{play, publish};
-use sluice::config::Config;
 use sluice::live::StreamKey;
-use sluice::server::Server;
 
 const PLAYERS: usize = 200;
 const VIDEO_FRAMES: u64 = 100; // 4 s at 25 fps
@@ -17,13 +15,7 @@ const AUDIO_FRAMES: u64 = 172; // 4 s of 1024-sample AAC at 44.1 kHz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_players_receive_every_frame() {
-    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = Server::bind(Config::parse(conf, "test").unwrap())
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    let shared = server.shared();
-    tokio::spawn(server.run(std::future::pending()));
+    let (addr, shared) = common::in_process().await;
     let url = format!("rtmp://{addr}/live/fan");
 
     let players = tokio::spawn({

@@ -117,37 +117,7 @@ fn a_stalled_http_flv_client_does_not_slow_the_others() {
          http {{ server {{ listen 127.0.0.1:{hport}; location /live {{ flv_live on; }} }} }}\n"
     );
     let s = Server::with_config(&conf, port);
-    // About 10 Mbit/s: noise compresses badly.
-    let src = s.dir.path().join("noisy.flv");
-    let st = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg("testsrc=size=640x360:rate=25,noise=alls=60:allf=t")
-        .args(["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "12"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-b:v",
-            "10M",
-        ])
-        .args([
-            "-maxrate", "10M", "-bufsize", "2M", "-c:a", "aac", "-f", "flv",
-        ])
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let src = noisy_source(s.dir.path(), 12);
     let publisher = ffmpeg_publish_file(&src, &s.url("big"));
     std::thread::sleep(Duration::from_millis(800));
     // The stalled client asks and never reads.

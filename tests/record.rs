@@ -8,6 +8,19 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Publishes a fresh `secs`-long source as `cam` with ffmpeg, to the end,
+/// and gives the recorders a moment to close; returns the source.
+fn publish_once(s: &Server, secs: u32) -> PathBuf {
+    let src = make_source(s.dir.path(), secs);
+    let out = wait_for(
+        ffmpeg_publish_file(&src, &s.url("cam")),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    src
+}
+
 /// Waits until `n` record_done calls arrived; returns their paths in order.
 fn done_paths(hook: &HookServer, n: usize) -> Vec<(String, String, PathBuf)> {
     let t = Instant::now();
@@ -73,13 +86,7 @@ fn record_interval_rotates_without_losing_a_frame() {
         rec.path().display(),
         hook.url("/rec")
     ));
-    let src = make_source(s.dir.path(), 4);
-    let out = wait_for(
-        ffmpeg_publish_file(&src, &s.url("cam")),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    let src = publish_once(&s, 4);
     let done = done_paths(&hook, 3);
     assert!(done.len() >= 3, "expected several files: {done:?}");
     let mut video = 0;
@@ -104,13 +111,7 @@ fn record_max_size_closes_files_near_the_limit() {
         rec.path().display(),
         hook.url("/rec")
     ));
-    let src = make_source(s.dir.path(), 4);
-    let out = wait_for(
-        ffmpeg_publish_file(&src, &s.url("cam")),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    publish_once(&s, 4);
     let done = done_paths(&hook, 2);
     assert!(done.len() >= 2, "expected rotation: {done:?}");
     for (_, _, path) in &done {
@@ -183,10 +184,7 @@ fn a_full_disk_stops_the_recorder_not_the_stream() {
     assert!(published.status.success(), "the publisher went on");
     let (v, _) = counts(&out);
     assert!(v >= 45, "the player got {v} video frames in 2 s");
-    let t = Instant::now();
-    while !s.log().contains("recorder stopped") && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(s.wait_log("recorder stopped"));
     let log = s.log();
     assert!(log.contains("recorder stopped"), "{log}");
     assert!(log.contains("No space left on device"), "{log}");

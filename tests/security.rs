@@ -69,7 +69,7 @@ fn stream_keys_are_redacted_in_logs_unless_log_args_is_on() {
 #[test]
 fn an_application_anyone_can_publish_to_is_announced() {
     let s = Server::start("");
-    assert!(wait_log(&s, "application \"live\" lets anyone publish"));
+    assert!(s.wait_log("application \"live\" lets anyone publish"));
     let hook = HookServer::start(|_| (200, None, Duration::ZERO));
     for locked in [
         format!("on_publish {};", hook.url("/p")),
@@ -80,17 +80,6 @@ fn an_application_anyone_can_publish_to_is_announced() {
         std::thread::sleep(Duration::from_millis(200));
         assert!(!s.log().contains("lets anyone publish"), "{locked}");
     }
-}
-
-fn wait_log(s: &Server, needle: &str) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(5) {
-        if s.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// An HTTP server that answers `status` with a body that never ends

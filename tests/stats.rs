@@ -6,19 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sluice::config::Config;
-use sluice::server::Server;
 use sluice::stats::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_follow_a_publisher_and_a_player() {
-    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = Server::bind(Config::parse(conf, "test").unwrap())
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    let shared = server.shared();
-    tokio::spawn(server.run(std::future::pending()));
+    let (addr, shared) = common::in_process().await;
     let dir = tempfile::tempdir().unwrap();
     let src = make_source(dir.path(), 4);
     let url = format!("rtmp://{addr}/live/cam");

@@ -93,6 +93,18 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// Waits up to 5 s for `needle` to appear in the server's log.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -177,6 +189,30 @@ pub fn make_source(dir: &Path, secs: u32) -> PathBuf {
         .arg(&out)
         .status()
         .expect("ffmpeg is installed (scripts/test.sh installs it)");
+    assert!(st.success());
+    out
+}
+
+/// A high-bitrate source (noise compresses badly): about 10 Mbit/s, so a
+/// stalled reader's socket buffers fill in a few seconds.
+pub fn noisy_source(dir: &Path, secs: u32) -> PathBuf {
+    let out = dir.join("noisy.flv");
+    let st = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25,noise=alls=60:allf=t",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-b:v", "10M", "-maxrate", "10M", "-bufsize", "2M"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(st.success());
     out
 }
@@ -540,4 +576,17 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A Sluice server in this process with one `live` application on a free
+/// loopback port: its address and shared state (for white-box checks).
+pub async fn in_process() -> (std::net::SocketAddr, std::sync::Arc<sluice::server::Shared>) {
+    let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
+    let server = sluice::server::Server::bind(sluice::config::Config::parse(conf, "test").unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    let shared = server.shared();
+    tokio::spawn(server.run(std::future::pending()));
+    (addr, shared)
 }
