@@ -33,6 +33,44 @@ pub struct ConnInfo {
     pub swfurl: String,
     pub pageurl: String,
     pub tcurl: String,
+    /// How the client can be moved: `goaway` (type 32), `reconnect`
+    /// (Enhanced RTMP v2), or empty.
+    pub moves: &'static str,
+}
+
+/// A connection's own counters, copied to its [`ConnStat`] once a second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Frames not delivered to this player (slow-player policy).
+    pub dropped: u64,
+    /// Audio and video payload bytes received (publishers).
+    pub audio: u64,
+    pub video: u64,
+    /// Last media timestamp received or sent.
+    pub timestamp: u32,
+}
+
+/// Bit rates (bits/s) over the last [`RATE_WINDOW`] samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub bw_in: u64,
+    pub bw_out: u64,
+    pub bw_audio: u64,
+    pub bw_video: u64,
+}
+
+/// Samples kept per connection for rates: at one a second, a 5 s window
+/// smooths keyframe bursts while still following a bitrate change quickly
+/// (nginx-rtmp averages over 10 s).
+const RATE_WINDOW: usize = 6;
+
+#[derive(Debug, Default)]
+struct Sampled {
+    counters: Counters,
+    rates: Rates,
+    samples: std::collections::VecDeque<(Instant, Counters)>,
 }
 
 #[derive(Debug)]
@@ -40,10 +78,7 @@ pub struct ConnStat {
     pub id: u64,
     pub addr: SocketAddr,
     pub started: Instant,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// Frames not delivered to this player (slow-player policy).
-    pub dropped: AtomicU64,
+    sampled: Mutex<Sampled>,
     info: Mutex<ConnInfo>,
 }
 
@@ -56,11 +91,31 @@ impl ConnStat {
         f(&mut self.info.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Copies the connection's counters (called once a second and at close).
-    pub fn set_counters(&self, bytes_in: u64, bytes_out: u64, dropped: u64) {
-        self.bytes_in.store(bytes_in, Ordering::Relaxed);
-        self.bytes_out.store(bytes_out, Ordering::Relaxed);
-        self.dropped.store(dropped, Ordering::Relaxed);
+    /// Copies the connection's counters (called once a second and at
+    /// close) and updates its rates.
+    pub fn set_counters(&self, c: Counters) {
+        let now = Instant::now();
+        let mut s = self.sampled.lock().unwrap_or_else(|p| p.into_inner());
+        s.counters = c;
+        s.samples.push_back((now, c));
+        while s.samples.len() > RATE_WINDOW {
+            s.samples.pop_front();
+        }
+        if let (Some(&(t0, a)), true) = (s.samples.front(), s.samples.len() > 1) {
+            let secs = now.duration_since(t0).as_secs_f64().max(0.001);
+            let rate = |new: u64, old: u64| (new.saturating_sub(old) as f64 * 8.0 / secs) as u64;
+            s.rates = Rates {
+                bw_in: rate(c.bytes_in, a.bytes_in),
+                bw_out: rate(c.bytes_out, a.bytes_out),
+                bw_audio: rate(c.audio, a.audio),
+                bw_video: rate(c.video, a.video),
+            };
+        }
+    }
+
+    fn sampled(&self) -> (Counters, Rates) {
+        let s = self.sampled.lock().unwrap_or_else(|p| p.into_inner());
+        (s.counters, s.rates)
     }
 }
 
@@ -73,6 +128,8 @@ pub struct ConnView {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub dropped: u64,
+    pub counters: Counters,
+    pub rates: Rates,
     pub info: ConnInfo,
 }
 
@@ -110,9 +167,7 @@ impl Stats {
             id,
             addr,
             started: Instant::now(),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            sampled: Mutex::new(Sampled::default()),
             info: Mutex::new(ConnInfo::default()),
         });
         self.map().insert(id, c.clone());
@@ -122,10 +177,9 @@ impl Stats {
     /// Removes a closed connection, keeping its bytes in the totals.
     pub fn unregister(&self, id: u64) {
         if let Some(c) = self.map().remove(&id) {
-            self.closed_in
-                .fetch_add(c.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
-            self.closed_out
-                .fetch_add(c.bytes_out.load(Ordering::Relaxed), Ordering::Relaxed);
+            let (n, _) = c.sampled();
+            self.closed_in.fetch_add(n.bytes_in, Ordering::Relaxed);
+            self.closed_out.fetch_add(n.bytes_out, Ordering::Relaxed);
         }
     }
 
@@ -135,14 +189,19 @@ impl Stats {
         let mut v: Vec<ConnView> = self
             .map()
             .values()
-            .map(|c| ConnView {
-                id: c.id,
-                addr: c.addr,
-                uptime_ms: now.duration_since(c.started).as_millis() as u64,
-                bytes_in: c.bytes_in.load(Ordering::Relaxed),
-                bytes_out: c.bytes_out.load(Ordering::Relaxed),
-                dropped: c.dropped.load(Ordering::Relaxed),
-                info: c.info(),
+            .map(|c| {
+                let (counters, rates) = c.sampled();
+                ConnView {
+                    id: c.id,
+                    addr: c.addr,
+                    uptime_ms: now.duration_since(c.started).as_millis() as u64,
+                    bytes_in: counters.bytes_in,
+                    bytes_out: counters.bytes_out,
+                    dropped: counters.dropped,
+                    counters,
+                    rates,
+                    info: c.info(),
+                }
             })
             .collect();
         v.sort_by_key(|c| c.id);
@@ -156,8 +215,9 @@ impl Stats {
             self.closed_out.load(Ordering::Relaxed),
         );
         for c in self.map().values() {
-            i += c.bytes_in.load(Ordering::Relaxed);
-            o += c.bytes_out.load(Ordering::Relaxed);
+            let (n, _) = c.sampled();
+            i += n.bytes_in;
+            o += n.bytes_out;
         }
         (i, o)
     }
@@ -178,8 +238,14 @@ mod tests {
             i.name = "cam".into();
             i.role = Role::Publisher;
         });
-        c1.set_counters(1000, 10, 0);
-        c2.set_counters(5, 2000, 3);
+        let n = |bytes_in, bytes_out, dropped| Counters {
+            bytes_in,
+            bytes_out,
+            dropped,
+            ..Default::default()
+        };
+        c1.set_counters(n(1000, 10, 0));
+        c2.set_counters(n(5, 2000, 3));
         let v = s.connections();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].info.role, Role::Publisher);
@@ -189,5 +255,22 @@ mod tests {
         assert_eq!(s.connections().len(), 1);
         assert_eq!(s.totals(), (1005, 2010), "closed bytes still counted");
         assert_eq!(s.accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn rates_over_the_window() {
+        let s = Stats::default();
+        let c = s.register(1, "127.0.0.1:1".parse().unwrap());
+        c.set_counters(Counters::default());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        c.set_counters(Counters {
+            bytes_in: 125_000,
+            video: 100_000,
+            ..Default::default()
+        });
+        let r = s.connections()[0].rates;
+        // 1 Mbit in at most 0.1 s (plus scheduling): 1..10 Mbit/s.
+        assert!(r.bw_in > 1_000_000 && r.bw_in <= 10_000_000, "{r:?}");
+        assert!(r.bw_video < r.bw_in && r.bw_audio == 0 && r.bw_out == 0);
     }
 }

@@ -32,6 +32,18 @@ rtmp {
         }
     }
 }
+
+# Observe and control: loopback only, so nothing is exposed by default.
+http {
+    server {
+        listen 127.0.0.1:8080;
+        location /stat { rtmp_stat all; }
+        location /control { rtmp_control all; }
+        location /metrics { rtmp_metrics on; }
+        location /live { flv_live on; }
+        location / { rtmp_dashboard on; }
+    }
+}
 ";
 
 #[derive(Debug, Clone)]
@@ -945,6 +957,14 @@ mod tests {
         assert!(app.live && app.gop_cache && app.wait_key && app.idle_streams);
         assert_eq!(c.servers[0].core.chunk_size, 4096);
         assert_eq!(c.servers[0].core.timeout, Duration::from_secs(60));
+        let h = &c.http[0];
+        assert_eq!(h.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(h.location("/stat").unwrap().stat, http::stat::ALL);
+        assert_eq!(h.location("/control/drop/client").unwrap().control, 0xff);
+        assert!(h.location("/metrics").unwrap().metrics);
+        assert!(h.location("/live/cam.flv").unwrap().flv_live);
+        assert!(h.location("/").unwrap().dashboard);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! players; `root`/`alias` serve files (HLS playlists and segments) the way
 //! nginx would.
 
+mod control;
 mod files;
 mod flv_live;
+pub mod stat;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +69,12 @@ async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response
     let Some(loc) = st.conf.location(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    if loc.control != 0 {
+        return control::serve(&st.shared, loc, &path, req.uri().query()).await;
+    }
+    if loc.stat != 0 {
+        return stat::serve(&st.shared, loc, req.uri().query(), req.headers());
+    }
     if loc.flv_live && path.ends_with(".flv") {
         return flv_live::serve(&st.shared, &path).await;
     }
@@ -74,4 +82,51 @@ async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response
         return files::serve(loc, &path).await;
     }
     StatusCode::NOT_FOUND.into_response()
+}
+
+/// The first value of `key` in a query string, percent-decoded (`+` is a
+/// space), as nginx's `$arg_` variables see it.
+pub fn query_arg(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_args_decode() {
+        let q = "app=live&name=a%20b+c&x&bad=%zz%4";
+        assert_eq!(query_arg(q, "app").as_deref(), Some("live"));
+        assert_eq!(query_arg(q, "name").as_deref(), Some("a b c"));
+        assert_eq!(query_arg(q, "x").as_deref(), Some(""));
+        assert_eq!(query_arg(q, "bad").as_deref(), Some("%zz%4"));
+        assert_eq!(query_arg(q, "nope"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! Live streaming: the stream registry, shared frames and the fan-out from
 //! one publisher to many players. See `docs/design.md`.
 
+pub mod describe;
 pub mod frame;
 pub mod player;
 pub mod registry;

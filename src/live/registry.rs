@@ -69,6 +69,17 @@ impl Registry {
         (s.clone(), snap, rx)
     }
 
+    /// Every stream, sorted by key (for `/stat`).
+    pub fn streams(&self) -> Vec<(StreamKey, Arc<Stream>)> {
+        let mut v: Vec<_> = self
+            .map()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| (a.0.server, &a.0.app, &a.0.name).cmp(&(b.0.server, &b.0.app, &b.0.name)));
+        v
+    }
+
     /// Drops the stream if nobody uses it any more.
     pub fn release(&self, key: &StreamKey) {
         let mut m = self.map();

@@ -44,6 +44,15 @@ pub struct Snapshot {
     pub gop: Vec<Arc<Frame>>,
 }
 
+/// See [`Stream::view`].
+#[derive(Debug, Clone)]
+pub struct StreamView {
+    pub publisher: Option<u64>,
+    pub since: Option<std::time::Instant>,
+    pub players: usize,
+    pub media: super::describe::MediaDesc,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("already publishing")]
 pub struct AlreadyPublishing;
@@ -79,6 +88,8 @@ struct State {
     last_ts: [u32; 2],
     max_pts: i64,
     players: usize,
+    /// When the current publisher started (the stream's `time` in /stat).
+    since: Option<std::time::Instant>,
     meta: Option<Arc<Frame>>,
     video_seq: Option<Arc<Frame>>,
     audio_seq: Option<Arc<Frame>>,
@@ -137,6 +148,7 @@ impl Stream {
         }
         s.publisher = Some(who);
         s.moving = false;
+        s.since = Some(std::time::Instant::now());
         s.last_ts = [0, 0];
         s.max_pts = 0;
         s.meta = None;
@@ -170,6 +182,7 @@ impl Stream {
         let mut s = self.lock();
         if s.publisher.is_some_and(|p| p.id == id) {
             s.publisher = None;
+            s.since = None;
             s.gop.clear();
             s.gop_bytes = 0;
             s.gop_valid = false;
@@ -269,6 +282,21 @@ impl Stream {
     pub fn unsubscribe(&self) {
         let mut s = self.lock();
         s.players = s.players.saturating_sub(1);
+    }
+
+    /// A consistent look at the stream for `/stat` (not for the hot path).
+    pub fn view(&self) -> StreamView {
+        let s = self.lock();
+        StreamView {
+            publisher: s.publisher.map(|p| p.id),
+            since: s.since,
+            players: s.players,
+            media: super::describe::describe(
+                s.meta.as_deref(),
+                s.video_seq.as_deref(),
+                s.audio_seq.as_deref(),
+            ),
+        }
     }
 
     pub fn players(&self) -> usize {

@@ -10,8 +10,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 use super::{Op, Recording};
+use tokio::sync::mpsc;
+
 use crate::config::RecorderConf;
-use crate::live::{Delivery, Stream};
+use crate::live::{Delivery, Stream, StreamKey};
 
 /// Called with the recorder id and a file's path. Built by the server, which
 /// knows the publisher's connection and the session's notification fields.
@@ -25,15 +27,60 @@ pub struct Events {
     pub done: Hook,
 }
 
+/// `record/start|stop` from /control: open or close a file now. The reply
+/// is the path opened or closed, or None when there was nothing to do (a
+/// file already open, or none open).
+pub struct Ctl {
+    pub start: bool,
+    pub reply: tokio::sync::oneshot::Sender<Option<PathBuf>>,
+}
+
+/// The control inboxes of running recorders, by stream and recorder id.
+#[derive(Default)]
+pub struct Controls {
+    map: std::sync::Mutex<std::collections::HashMap<(StreamKey, String), mpsc::Sender<Ctl>>>,
+}
+
+impl Controls {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(StreamKey, String), mpsc::Sender<Ctl>>>
+    {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The inbox of recorder `rec` of stream `key`, if it runs.
+    pub fn get(&self, key: &StreamKey, rec: &str) -> Option<mpsc::Sender<Ctl>> {
+        self.map().get(&(key.clone(), rec.to_owned())).cloned()
+    }
+}
+
 /// Write buffer per open file. Larger writes go straight through.
 const BUF: usize = 256 << 10;
 
 /// Starts recording `stream` (just published) as `conf` says. The task
 /// ends when publishing stops, the publisher changes, or a write fails.
-pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, events: Events) {
+pub fn spawn(
+    stream: Arc<Stream>,
+    conf: RecorderConf,
+    key: StreamKey,
+    controls: Arc<Controls>,
+    events: Events,
+) {
     // Subscribe now, before the publisher's first frame can be pushed.
     let (_, mut rx) = stream.subscribe_quiet();
+    let (ctl_tx, mut ctl) = mpsc::channel::<Ctl>(4);
+    let slot = (key.clone(), conf.id.clone());
+    controls.map().insert(slot.clone(), ctl_tx.clone());
+    let name = key.name;
     tokio::spawn(async move {
+        // Unregisters this recorder however the task ends, unless a newer
+        // recorder of the same stream took the slot.
+        let _guard = Unregister {
+            controls,
+            slot,
+            tx: ctl_tx,
+        };
         let id = conf.id.clone();
         let mut io = FileIo {
             file: None,
@@ -47,7 +94,24 @@ pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, events: Even
                 warn!(recorder = id, stream = name, path = %io.path_str(), "recorder stopped: {e}");
                 return;
             }
-            match rx.recv().await {
+            let d = tokio::select! {
+                d = rx.recv() => d,
+                Some(c) = ctl.recv() => {
+                    let before = ops.len();
+                    if c.start {
+                        rec.open_file(Instant::now(), Local::now(), &mut ops);
+                    } else {
+                        rec.close_file("record/stop", &mut ops);
+                    }
+                    let path = ops[before..].iter().find_map(|op| match op {
+                        Op::Open { path, .. } | Op::Close { path, .. } => Some(path.clone()),
+                        Op::Write(_) => None,
+                    });
+                    let _ = c.reply.send(path);
+                    continue;
+                }
+            };
+            match d {
                 Ok(Delivery::Frame(f)) => rec.on_frame(&f, Instant::now(), Local::now(), &mut ops),
                 Ok(Delivery::PublishStart) | Ok(Delivery::PublishStop) | Err(RecvError::Closed) => {
                     rec.stop("publishing ended", &mut ops);
@@ -68,6 +132,21 @@ pub fn spawn(stream: Arc<Stream>, conf: RecorderConf, name: String, events: Even
             }
         }
     });
+}
+
+struct Unregister {
+    controls: Arc<Controls>,
+    slot: (StreamKey, String),
+    tx: mpsc::Sender<Ctl>,
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        let mut m = self.controls.map();
+        if m.get(&self.slot).is_some_and(|t| t.same_channel(&self.tx)) {
+            m.remove(&self.slot);
+        }
+    }
 }
 
 struct FileIo {

@@ -194,6 +194,7 @@ impl Connection {
         app_override: Option<String>,
     ) -> Result<(), Close> {
         let obj = cmd.object;
+        let moves = super::goaway::announced(&obj, &cmd.args);
         let get = |k: &str| {
             obj.get(k)
                 .and_then(Amf::as_str)
@@ -277,12 +278,18 @@ impl Connection {
             i.swfurl = get("swfUrl");
             i.pageurl = get("pageUrl");
             i.tcurl = crate::redact::args(&tc_url).into_owned();
+            i.moves = match moves {
+                super::goaway::Capability::GoAway => "goaway",
+                super::goaway::Capability::Reconnect => "reconnect",
+                super::goaway::Capability::None => "",
+            };
         });
         self.connected = Some(Connected {
             app,
             app_name,
             args,
             object: obj,
+            moves,
         });
         Ok(())
     }
@@ -425,6 +432,7 @@ impl Connection {
             ts,
             last_media: Instant::now(),
             last_ts: 0,
+            track_bytes: [0, 0],
         });
         self.arm_update();
         Ok(())
@@ -566,6 +574,34 @@ impl Connection {
         Ok(())
     }
 
+    /// `/control/redirect`: as nginx-rtmp does, close the stream and
+    /// publish or play again under `name` (`name?args` splits as in a
+    /// command), through access rules and notifications like a client's own
+    /// command.
+    pub(super) fn redirect(&mut self, name: String) {
+        if self.pending.is_some() {
+            return;
+        }
+        let cmd = |verb: &str, args: Vec<Amf>| Command::new(verb, 0.0, Amf::Null, args);
+        let r = if let Some(sid) = self.publishing.as_ref().map(|p| p.stream_id) {
+            info!(id = self.id, to = name, "redirect: publish");
+            self.close_stream(sid);
+            self.fire_done();
+            self.on_publish(
+                sid,
+                cmd("publish", vec![Amf::String(name), Amf::str("live")]),
+            )
+        } else if let Some(sid) = self.playing.as_ref().map(|p| p.stream_id) {
+            info!(id = self.id, to = name, "redirect: play");
+            self.on_play(sid, cmd("play", vec![Amf::String(name)]))
+        } else {
+            return;
+        };
+        if let Err(e) = r {
+            self.close_after_flush = Some(e.to_string());
+        }
+    }
+
     fn close_stream(&mut self, stream_id: u32) {
         if self
             .publishing
@@ -637,6 +673,7 @@ impl Connection {
             Err(e) => return Err(close(format!("bad media from publisher: {e}"))),
         };
         p.last_media = Instant::now();
+        p.track_bytes[track] += payload.len() as u64;
         let ts = p.ts.fix(ts, track);
         p.last_ts = ts;
         let frame = Arc::new(Frame::new(kind, ts, info, payload, chunk, app.1));

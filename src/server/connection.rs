@@ -66,6 +66,8 @@ pub struct Connected {
     pub args: String,
     /// The whole `connect` command object, every field kept.
     pub object: Amf,
+    /// How this client can be moved (Go Away).
+    pub moves: super::goaway::Capability,
 }
 
 pub struct Publishing {
@@ -76,6 +78,9 @@ pub struct Publishing {
     pub last_media: Instant,
     /// Timestamp of the last audio/video frame received (for on_update).
     pub last_ts: u32,
+    /// Audio and video payload bytes received (for /stat's bw_audio and
+    /// bw_video).
+    pub track_bytes: [u64; 2],
 }
 
 pub struct Playing {
@@ -317,6 +322,11 @@ impl Connection {
                 }
                 Ok(())
             }
+            Signal::Drop => Err(close("dropped by /control")),
+            Signal::Redirect(name) => {
+                self.redirect(name);
+                Ok(())
+            }
             Signal::Target(t) => {
                 if self.is_target(&t) {
                     self.go_away("Moved by the operator");
@@ -412,9 +422,20 @@ impl Connection {
 
     /// Copies this connection's counters to its stats entry.
     fn publish_counters(&self) {
-        let dropped = self.playing.as_ref().map_or(0, |p| p.filter.dropped);
-        self.stat
-            .set_counters(self.session.bytes_received(), self.bytes_out, dropped);
+        let mut c = crate::stats::Counters {
+            bytes_in: self.session.bytes_received(),
+            bytes_out: self.bytes_out,
+            ..Default::default()
+        };
+        if let Some(p) = &self.playing {
+            c.dropped = p.filter.dropped;
+            c.timestamp = p.last_ts;
+        }
+        if let Some(p) = &self.publishing {
+            [c.audio, c.video] = p.track_bytes;
+            c.timestamp = p.last_ts;
+        }
+        self.stat.set_counters(c);
     }
 
     fn on_tick(&mut self) -> Result<(), Close> {

@@ -48,6 +48,10 @@ pub enum Signal {
         code: &'static str,
         description: String,
     },
+    /// `/control/drop`: close the connection.
+    Drop,
+    /// `/control/redirect`: republish or replay under this name.
+    Redirect(String),
 }
 
 /// A connection's inbox for [`Signal`]s.
@@ -140,8 +144,6 @@ impl Drain {
         self.requested.notified().await
     }
 
-    /// Sends a targeted Go Away; connections that match signal their
-    /// client. Returns how many connections it reached.
     /// Posts a signal to one connection; false when it is gone.
     pub fn post(&self, id: u64, s: Signal) -> bool {
         match self.conns().get(&id) {
@@ -153,6 +155,8 @@ impl Drain {
         }
     }
 
+    /// Sends a targeted Go Away; connections that match signal their
+    /// client. Returns how many connections it reached.
     pub fn target(&self, t: Target) -> usize {
         let conns = self.conns();
         match t {

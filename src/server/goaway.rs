@@ -19,6 +19,18 @@ pub enum Capability {
     None,
 }
 
+/// The capability a `connect` announces: in its command object, or else in
+/// an object among its extra arguments. ffmpeg can only add the latter
+/// (`-rtmp_conn "O:1 NB:supportsGoAway:1 O:0"`), so ffmpeg-based tools can
+/// declare Go Away support that way.
+pub fn announced(object: &Amf, args: &[Amf]) -> Capability {
+    std::iter::once(object)
+        .chain(args.iter().filter(|a| a.props().is_some()))
+        .map(capability)
+        .find(|c| *c != Capability::None)
+        .unwrap_or(Capability::None)
+}
+
 pub fn capability(connect_object: &Amf) -> Capability {
     if connect_object
         .get("supportsGoAway")
@@ -46,7 +58,7 @@ impl Connection {
         let Some(c) = &self.connected else {
             return false;
         };
-        match capability(&c.object) {
+        match c.moves {
             Capability::GoAway => self.session.send_go_away(),
             Capability::Reconnect => {
                 let info = object([
@@ -116,5 +128,11 @@ mod tests {
             Capability::None
         );
         assert_eq!(capability(&Amf::Null), Capability::None);
+        let extra = object([("supportsGoAway", Amf::Boolean(true))]);
+        assert_eq!(
+            announced(&object([("app", Amf::str("live"))]), &[Amf::Null, extra]),
+            Capability::GoAway,
+            "ffmpeg's rtmp_conn object"
+        );
     }
 }

@@ -451,7 +451,13 @@ impl Connection {
                 });
             });
             let events = crate::record::Events { opened, done };
-            crate::record::spawn(stream.clone(), conf.clone(), name.to_owned(), events);
+            let key = crate::live::StreamKey {
+                server: self.server,
+                app: c.app_name.clone(),
+                name: name.to_owned(),
+            };
+            let controls = self.shared.recorders.clone();
+            crate::record::spawn(stream.clone(), conf.clone(), key, controls, events);
         }
     }
 

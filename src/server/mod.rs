@@ -35,6 +35,8 @@ pub struct Shared {
     pub drain: drain::Drain,
     /// Per-connection facts for /stat and metrics.
     pub stats: crate::stats::Stats,
+    /// Running recorders, for /control's record/start|stop.
+    pub recorders: Arc<crate::record::Controls>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Server {
                 connections: AtomicUsize::new(0),
                 drain: drain::Drain::default(),
                 stats: crate::stats::Stats::default(),
+                recorders: Arc::default(),
             }),
         })
     }
@@ -100,8 +103,11 @@ impl Server {
             let shared = self.shared.clone();
             tasks.spawn(accept_loop(server, listener, shared));
         }
+        // HTTP keeps serving through the drain (/stat shows it, and the
+        // /control/drain request gets its answer); it stops at the end.
+        let mut http = tokio::task::JoinSet::new();
         for h in self.http {
-            tasks.spawn(h.serve(self.shared.clone()));
+            http.spawn(h.serve(self.shared.clone()));
         }
         let shared = self.shared;
         tokio::select! {
@@ -145,6 +151,7 @@ impl Server {
             }
         }
         shared.notifier.settle(drain::NOTIFY_GRACE).await;
+        http.abort_all();
         info!(
             signalled = shared.drain.signalled(),
             left = at_start.saturating_sub(forced),
