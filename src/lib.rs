@@ -5,6 +5,7 @@
 //! * [`config`]: nginx-rtmp's configuration language;
 //! * [`live`]: the stream registry and fan-out to players;
 //! * [`server`]: the tokio runtime side: listeners and connections;
+//! * [`http`]: HTTP-FLV, files, `/stat`, `/control`, `/metrics`, dashboard;
 //! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`).
 //!
 //! `docs/design.md` describes how a media message flows from a publisher's
@@ -25,3 +26,4 @@ pub mod redact;
 pub mod rtmp;
 pub mod server;
 pub mod stats;
+pub mod telemetry;

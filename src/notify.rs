@@ -164,11 +164,22 @@ impl Notifier {
                 )
                 .body(call.form.as_str().to_owned()),
         };
+        let t0 = std::time::Instant::now();
+        let mut result = "error";
         let answer = match tokio::time::timeout(call.timeout, req.send()).await {
-            Err(_) => Answer::Reject(format!("timeout after {:?}", call.timeout)),
+            Err(_) => {
+                result = "timeout";
+                Answer::Reject(format!("timeout after {:?}", call.timeout))
+            }
             Ok(Err(e)) => Answer::Reject(format!("unreachable: {}", error_chain(e))),
             Ok(Ok(resp)) => {
                 let status = resp.status();
+                result = match status.as_u16() {
+                    200..=299 => "2xx",
+                    300..=399 => "3xx",
+                    400..=499 => "4xx",
+                    _ => "5xx",
+                };
                 if status.is_success() {
                     Answer::Continue
                 } else if status.is_redirection() {
@@ -185,6 +196,7 @@ impl Notifier {
                 }
             }
         };
+        crate::telemetry::notify(call.name, result, t0.elapsed().as_secs_f64());
         debug!(call = call.name, url = %crate::redact::args(&call.url), ?answer, "notify");
         answer
     }

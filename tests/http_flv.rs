@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -16,27 +16,6 @@ fn server_with_http(http_body: &str) -> (Server, u16) {
          http {{ server {{ listen 127.0.0.1:{hport}; {http_body} }} }}\n"
     );
     (Server::with_config(&conf, port), hport)
-}
-
-/// A plain HTTP/1.0 GET: (status, body).
-fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let text = String::from_utf8_lossy(&all);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| all[i + 4..].to_vec())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[test]
@@ -88,8 +67,8 @@ fn http_flv_plays_in_ffmpeg_and_ffprobe() {
         .success());
     // Not publishing any more: 404.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(get(hport, "/live/cam.flv").0, 404);
-    assert_eq!(get(hport, "/live/nobody.flv").0, 404);
+    assert_eq!(http_get(hport, "/live/cam.flv").0, 404);
+    assert_eq!(http_get(hport, "/live/nobody.flv").0, 404);
 }
 
 #[test]
@@ -101,11 +80,14 @@ fn root_and_alias_serve_files_and_refuse_escapes() {
         "location /hls {{ root {0}; }} location /media {{ alias {0}/hls; }}",
         files.path().display()
     ));
-    assert_eq!(get(hport, "/hls/a.m3u8"), (200, b"#EXTM3U\n".to_vec()));
-    assert_eq!(get(hport, "/media/a.m3u8"), (200, b"#EXTM3U\n".to_vec()));
-    assert_eq!(get(hport, "/hls/missing.m3u8").0, 404);
-    assert_eq!(get(hport, "/hls/../hls/a.m3u8").0, 400);
-    assert_eq!(get(hport, "/elsewhere").0, 404);
+    assert_eq!(http_get(hport, "/hls/a.m3u8"), (200, b"#EXTM3U\n".to_vec()));
+    assert_eq!(
+        http_get(hport, "/media/a.m3u8"),
+        (200, b"#EXTM3U\n".to_vec())
+    );
+    assert_eq!(http_get(hport, "/hls/missing.m3u8").0, 404);
+    assert_eq!(http_get(hport, "/hls/../hls/a.m3u8").0, 400);
+    assert_eq!(http_get(hport, "/elsewhere").0, 404);
 }
 
 #[test]

@@ -72,6 +72,23 @@ async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response
     if loc.control != 0 {
         return control::serve(&st.shared, loc, &path, req.uri().query()).await;
     }
+    if loc.metrics {
+        return match crate::telemetry::render(&st.shared) {
+            Some(text) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics recorder unavailable\n",
+            )
+                .into_response(),
+        };
+    }
     if loc.stat != 0 {
         return stat::serve(&st.shared, loc, req.uri().query(), req.headers());
     }

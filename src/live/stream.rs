@@ -284,6 +284,17 @@ impl Stream {
         s.players = s.players.saturating_sub(1);
     }
 
+    /// The cached metadata and sequence headers, in the order a player
+    /// needs them.
+    pub fn headers(&self) -> Vec<Arc<Frame>> {
+        let s = self.lock();
+        [&s.meta, &s.video_seq, &s.audio_seq]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     /// A consistent look at the stream for `/stat` (not for the hot path).
     pub fn view(&self) -> StreamView {
         let s = self.lock();

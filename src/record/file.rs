@@ -179,6 +179,15 @@ impl Recording {
         self.open = Some(open);
     }
 
+    /// `record/start` from /control, mid-stream: opens a file whose media
+    /// starts at the next keyframe, so it decodes from its first frame.
+    pub fn open_on_request(&mut self, now: Instant, wall: DateTime<Local>, ops: &mut Vec<Op>) {
+        if self.open.is_none() && !self.stopped {
+            self.open_file(now, wall, ops);
+            self.skipping = true;
+        }
+    }
+
     /// Closes the current file, if any.
     pub fn close_file(&mut self, why: &'static str, ops: &mut Vec<Op>) {
         if let Some(o) = self.open.take() {

@@ -99,7 +99,7 @@ pub fn spawn(
                 Some(c) = ctl.recv() => {
                     let before = ops.len();
                     if c.start {
-                        rec.open_file(Instant::now(), Local::now(), &mut ops);
+                        rec.open_on_request(Instant::now(), Local::now(), &mut ops);
                     } else {
                         rec.close_file("record/stop", &mut ops);
                     }

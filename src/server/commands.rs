@@ -434,6 +434,12 @@ impl Connection {
             last_ts: 0,
             track_bytes: [0, 0],
         });
+        if let Some(p) = &self.publishing {
+            for f in std::mem::take(&mut self.carried) {
+                let is_meta = f.kind == FrameKind::Data;
+                p.stream.push(self.id, f, false, is_meta);
+            }
+        }
         self.arm_update();
         Ok(())
     }
@@ -583,8 +589,13 @@ impl Connection {
             return;
         }
         let cmd = |verb: &str, args: Vec<Amf>| Command::new(verb, 0.0, Amf::Null, args);
-        let r = if let Some(sid) = self.publishing.as_ref().map(|p| p.stream_id) {
+        let r = if let Some(p) = self.publishing.as_ref() {
+            let sid = p.stream_id;
             info!(id = self.id, to = name, "redirect: publish");
+            // The encoder sent its headers once, at its own publish: the new
+            // stream gets them from the old one (nginx-rtmp keeps them per
+            // session, to the same effect).
+            self.carried = p.stream.headers();
             self.close_stream(sid);
             self.fire_done();
             self.on_publish(

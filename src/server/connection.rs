@@ -122,6 +122,10 @@ pub struct Connection {
     mailbox: Arc<super::drain::Mailbox>,
     /// This connection's entry in the shared stats table.
     pub stat: Arc<crate::stats::ConnStat>,
+    /// Headers carried from a stream to the one a redirect publishes.
+    pub carried: Vec<Arc<Frame>>,
+    /// Counters as last reported to stats and metrics.
+    reported: crate::stats::Counters,
     /// When the once-a-second housekeeping last ran.
     last_tick: Instant,
     /// Role and stream for the close log, kept after the stream ends
@@ -160,6 +164,8 @@ impl Connection {
             go_away_sent: false,
             mailbox: shared.drain.register(id),
             stat: shared.stats.register(id, addr),
+            reported: Default::default(),
+            carried: Vec::new(),
             last_tick: now,
             role: ("none", String::new()),
             shared,
@@ -202,6 +208,7 @@ impl Connection {
         self.shared.stats.unregister(self.id);
         self.shared.drain.unregister(self.id);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        crate::telemetry::closed(&reason);
         info!(
             id = self.id,
             addr = %self.addr,
@@ -421,7 +428,7 @@ impl Connection {
     }
 
     /// Copies this connection's counters to its stats entry.
-    fn publish_counters(&self) {
+    fn publish_counters(&mut self) {
         let mut c = crate::stats::Counters {
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out,
@@ -436,6 +443,13 @@ impl Connection {
             c.timestamp = p.last_ts;
         }
         self.stat.set_counters(c);
+        let r = &self.reported;
+        crate::telemetry::traffic(
+            c.bytes_in - r.bytes_in.min(c.bytes_in),
+            c.bytes_out - r.bytes_out.min(c.bytes_out),
+            c.dropped - r.dropped.min(c.dropped),
+        );
+        self.reported = c;
     }
 
     fn on_tick(&mut self) -> Result<(), Close> {

@@ -59,7 +59,10 @@ impl Connection {
             return false;
         };
         match c.moves {
-            Capability::GoAway => self.session.send_go_away(),
+            Capability::GoAway => {
+                self.session.send_go_away();
+                crate::telemetry::go_away("type32");
+            }
             Capability::Reconnect => {
                 let info = object([
                     ("level", Amf::str("status")),
@@ -68,6 +71,7 @@ impl Connection {
                 ]);
                 self.session
                     .send_command(0, &Command::new("onStatus", 0.0, Amf::Null, vec![info]));
+                crate::telemetry::go_away("reconnect");
             }
             Capability::None => return false,
         }

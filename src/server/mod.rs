@@ -63,6 +63,7 @@ impl Server {
                 listeners.push((i, l));
             }
         }
+        crate::telemetry::init();
         let mut http = Vec::new();
         for h in &config.http {
             http.extend(crate::http::HttpListener::bind(h).await?);
@@ -124,6 +125,7 @@ impl Server {
             ?timeout,
             "drain: listeners closed, sending Go Away"
         );
+        crate::telemetry::drain_started();
         shared.drain.set_phase(drain::Phase::Draining);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_log = tokio::time::Instant::now();
@@ -179,6 +181,7 @@ async fn accept_loop(server: usize, listener: TcpListener, shared: Arc<Shared>) 
                 continue;
             }
         }
+        crate::telemetry::accepted();
         let _ = sock.set_nodelay(true);
         let id = shared.next_id();
         info!(id, %addr, "open");

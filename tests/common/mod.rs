@@ -590,3 +590,28 @@ pub async fn in_process() -> (std::net::SocketAddr, std::sync::Arc<sluice::serve
     tokio::spawn(server.run(std::future::pending()));
     (addr, shared)
 }
+
+/// A plain HTTP/1.0 GET: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_fmt(
+        &mut s,
+        format_args!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"),
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut all);
+    let text = String::from_utf8_lossy(&all);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| all[i + 4..].to_vec())
+        .unwrap_or_default();
+    (status, body)
+}

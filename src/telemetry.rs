@@ -1,0 +1,212 @@
+//! Prometheus metrics (`location /metrics { rtmp_metrics on; }`), through
+//! the `metrics` facade and `metrics-exporter-prometheus`.
+//!
+//! Nothing here runs per frame or per read. Byte and drop counters move by
+//! the delta a connection accumulated since its last once-a-second tick;
+//! gauges (connections by role, streams) are read from the stats table and
+//! the registry when `/metrics` is scraped; event counters (notify calls,
+//! Go Away, drains, closes by cause) move when the event happens.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::server::Shared;
+use crate::stats::Role;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Notify latency buckets (seconds): hooks answer in milliseconds when
+/// healthy and hit `notify_timeout` (default 3 s... 30 s) when not.
+const NOTIFY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the process-wide recorder once. Safe to call from every server
+/// in a process (tests run several): the first call wins.
+pub fn init() {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("sluice_notify_duration_seconds".into()),
+                NOTIFY_BUCKETS,
+            )
+            .ok()?;
+        let handle = builder.install_recorder().ok()?;
+        describe();
+        Some(handle)
+    });
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("sluice_connections", "Open RTMP connections by role");
+    describe_gauge!("sluice_streams", "Live streams with a publisher");
+    describe_gauge!("sluice_uptime_seconds", Unit::Seconds, "Process uptime");
+    describe_counter!(
+        "sluice_connections_accepted_total",
+        "RTMP connections accepted"
+    );
+    describe_counter!(
+        "sluice_connections_closed_total",
+        "RTMP connections closed, by cause (handshake and protocol errors among them)"
+    );
+    describe_counter!(
+        "sluice_bytes_received_total",
+        Unit::Bytes,
+        "Bytes read from RTMP clients"
+    );
+    describe_counter!(
+        "sluice_bytes_sent_total",
+        Unit::Bytes,
+        "Bytes written to RTMP clients"
+    );
+    describe_counter!(
+        "sluice_frames_dropped_total",
+        "Frames skipped for slow players"
+    );
+    describe_counter!(
+        "sluice_notify_calls_total",
+        "HTTP notifications by call and result"
+    );
+    describe_histogram!(
+        "sluice_notify_duration_seconds",
+        Unit::Seconds,
+        "HTTP notification latency by call"
+    );
+    describe_counter!(
+        "sluice_goaway_sent_total",
+        "Go Away signals sent, by form (type32, reconnect)"
+    );
+    describe_counter!("sluice_drains_total", "Graceful drains started");
+}
+
+/// Renders the Prometheus text, gauges refreshed first.
+pub fn render(shared: &Shared) -> Option<String> {
+    let handle = HANDLE.get()?.as_ref()?;
+    let conns = shared.stats.connections();
+    for (role, label) in [
+        (Role::Publisher, "publisher"),
+        (Role::Player, "player"),
+        (Role::None, "other"),
+    ] {
+        let n = conns.iter().filter(|c| c.info.role == role).count();
+        gauge!("sluice_connections", "role" => label).set(n as f64);
+    }
+    let live = shared
+        .registry
+        .streams()
+        .iter()
+        .filter(|(_, s)| s.is_publishing())
+        .count();
+    gauge!("sluice_streams").set(live as f64);
+    gauge!("sluice_uptime_seconds").set(shared.stats.started.elapsed().as_secs_f64());
+    Some(handle.render())
+}
+
+/// A connection's counters moved by these amounts since its last report.
+pub fn traffic(bytes_in: u64, bytes_out: u64, dropped: u64) {
+    if bytes_in > 0 {
+        counter!("sluice_bytes_received_total").increment(bytes_in);
+    }
+    if bytes_out > 0 {
+        counter!("sluice_bytes_sent_total").increment(bytes_out);
+    }
+    if dropped > 0 {
+        counter!("sluice_frames_dropped_total").increment(dropped);
+    }
+}
+
+pub fn accepted() {
+    counter!("sluice_connections_accepted_total").increment(1);
+}
+
+/// A connection closed for `reason` (the close log's text).
+pub fn closed(reason: &str) {
+    counter!("sluice_connections_closed_total", "cause" => close_cause(reason)).increment(1);
+}
+
+/// Groups close reasons into a few stable label values.
+pub fn close_cause(reason: &str) -> &'static str {
+    let r = reason;
+    let has = |w: &str| r.contains(w);
+    if matches!(
+        r,
+        "peer closed" | "server closed" | "client sent close" | "stream closed"
+    ) || r.starts_with("publisher left")
+    {
+        "normal"
+    } else if r.starts_with("handshake timeout") {
+        "handshake_timeout"
+    } else if r.starts_with("peer closed during handshake") {
+        // Health checks and port probes connect and leave: not an error
+        // of the peer's protocol, so kept apart.
+        "handshake_aborted"
+    } else if r.starts_with("handshake") {
+        "handshake"
+    } else if r.starts_with("protocol error")
+        || has("before connect")
+        || has("too many createStream")
+        || has("second connect")
+    {
+        "protocol"
+    } else if r.starts_with("bad media") {
+        "bad_media"
+    } else if has("rejected") || has("denied") || has("unknown application") || has("not found") {
+        "rejected"
+    } else if r == "peer stopped reading" {
+        "slow_player"
+    } else if has("timeout") || r.starts_with("drop_idle") {
+        "timeout"
+    } else if r.starts_with("i/o") {
+        "io"
+    } else if has("/control") {
+        "control"
+    } else if has("taken over") {
+        "takeover"
+    } else {
+        "other"
+    }
+}
+
+/// A notification finished: `result` is `2xx`, `3xx`, `4xx`, `5xx`,
+/// `timeout` or `error`.
+pub fn notify(call: &'static str, result: &'static str, secs: f64) {
+    counter!("sluice_notify_calls_total", "call" => call, "result" => result).increment(1);
+    histogram!("sluice_notify_duration_seconds", "call" => call).record(secs);
+}
+
+pub fn go_away(form: &'static str) {
+    counter!("sluice_goaway_sent_total", "form" => form).increment(1);
+}
+
+pub fn drain_started() {
+    counter!("sluice_drains_total").increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_cause;
+
+    #[test]
+    fn close_causes() {
+        assert_eq!(close_cause("peer closed"), "normal");
+        assert_eq!(
+            close_cause("peer closed during handshake"),
+            "handshake_aborted"
+        );
+        assert_eq!(close_cause("handshake timeout"), "handshake_timeout");
+        assert_eq!(close_cause("handshake: bad version 7"), "handshake");
+        assert_eq!(close_cause("protocol error: chunk size 0"), "protocol");
+        assert_eq!(close_cause("no connect within timeout"), "timeout");
+        assert_eq!(close_cause("dropped by /control"), "control");
+        assert_eq!(close_cause("i/o error: reset"), "io");
+        assert_eq!(
+            close_cause("on_update rejected: timeout after 3s"),
+            "rejected"
+        );
+        assert_eq!(close_cause("peer stopped reading"), "slow_player");
+        assert_eq!(close_cause("ping timeout"), "timeout");
+    }
+}
