@@ -82,3 +82,62 @@ fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
     let _ = p.kill();
     let _ = p.wait();
 }
+
+/// The dashboard in Chromium: it lists the stream ffmpeg publishes, plays
+/// it in its embedded player (HTTP-FLV through MSE), and its "Go Away"
+/// button makes that ffmpeg receive message type 32.
+/// `SLUICE_SCREENSHOT=path` saves the page (the README's picture).
+#[test]
+fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run ./scripts/test.sh: it installs chromium and the npm packages in tests/browser"
+    );
+    let port = free_port();
+    let hport = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport};\n\
+           location /stat {{ rtmp_stat all; }}\n\
+           location /control {{ rtmp_control all; }}\n\
+           location /live {{ flv_live on; }}\n\
+           location / {{ rtmp_dashboard on; }} }} }}\n"
+    );
+    let s = Server::with_config(&conf, port);
+    let src = make_source(s.dir.path(), 20);
+    let publisher = ffmpeg_publish_goaway(&src, &s.url("cam"));
+    std::thread::sleep(Duration::from_secs(3));
+    let shot = std::env::var("SLUICE_SCREENSHOT").unwrap_or_default();
+    let out = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(format!("http://127.0.0.1:{hport}/"))
+        .arg("cam")
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "dashboard.mjs: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(result["listed"], true, "{result}");
+    assert!(
+        result["codec"].as_str().unwrap_or("").contains("320×240"),
+        "{result}"
+    );
+    assert!(
+        result["played"].as_f64().is_some(),
+        "embedded player: {result}"
+    );
+    assert_eq!(result["toast"], "Go Away sent to: 1", "{result}");
+    interrupt(&publisher);
+    let ff = wait_for(publisher, Duration::from_secs(15));
+    assert!(
+        String::from_utf8_lossy(&ff.stderr).contains("Unknown packet type received 0x20"),
+        "ffmpeg received message type 32"
+    );
+    assert!(s.log().contains("go away sent: Moved by the operator"));
+}

@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -64,21 +63,6 @@ fn child<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> roxmltree::Node<'a, 'a> 
 
 fn num(n: roxmltree::Node, name: &str) -> u64 {
     child_text(n, name).unwrap().parse().unwrap()
-}
-
-/// ffmpeg publishing a generated source with Go Away declared through
-/// rtmp_conn, logging at verbose so an unknown message type 0x20 shows.
-fn ffmpeg_publish_goaway(src: &std::path::Path, url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "verbose", "-re", "-i"])
-        .arg(src)
-        .args(["-c", "copy", "-rtmp_conn", "O:1 NB:supportsGoAway:1 O:0"])
-        .args(["-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {

@@ -4,6 +4,7 @@
 //! nginx would.
 
 mod control;
+mod dashboard;
 mod files;
 mod flv_live;
 pub mod stat;
@@ -97,6 +98,9 @@ async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response
     }
     if loc.root.is_some() || loc.alias.is_some() {
         return files::serve(loc, &path).await;
+    }
+    if loc.dashboard {
+        return dashboard::serve(&st.conf, loc, &path);
     }
     StatusCode::NOT_FOUND.into_response()
 }

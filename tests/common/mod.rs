@@ -615,3 +615,18 @@ pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// ffmpeg publishing a generated source with Go Away declared through
+/// rtmp_conn, logging at verbose so an unknown message type 0x20 shows.
+pub fn ffmpeg_publish_goaway(src: &std::path::Path, url: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "verbose", "-re", "-i"])
+        .arg(src)
+        .args(["-c", "copy", "-rtmp_conn", "O:1 NB:supportsGoAway:1 O:0"])
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
