@@ -228,6 +228,13 @@ fn el(o: &mut String, name: &str, value: impl std::fmt::Display) {
     let _ = write!(o, "<{name}>{value}</{name}>");
 }
 
+/// Writes one numeric element per pair.
+fn nums(o: &mut String, pairs: &[(&str, u64)]) {
+    for (name, v) in pairs {
+        el(o, name, v);
+    }
+}
+
 /// Writes the document the way nginx-rtmp lays it out.
 pub fn to_xml(d: &StatDoc, stylesheet: Option<&str>) -> String {
     let mut o = String::with_capacity(4096);
@@ -246,10 +253,15 @@ pub fn to_xml(d: &StatDoc, stylesheet: Option<&str>) -> String {
     el(&mut o, "uptime", d.uptime);
     el(&mut o, "naccepted", d.naccepted);
     o.push_str("\r\n");
-    el(&mut o, "bw_in", d.bw_in);
-    el(&mut o, "bytes_in", d.bytes_in);
-    el(&mut o, "bw_out", d.bw_out);
-    el(&mut o, "bytes_out", d.bytes_out);
+    nums(
+        &mut o,
+        &[
+            ("bw_in", d.bw_in),
+            ("bytes_in", d.bytes_in),
+            ("bw_out", d.bw_out),
+            ("bytes_out", d.bytes_out),
+        ],
+    );
     o.push_str("\r\n");
     for s in &d.servers {
         o.push_str("<server>\r\n");
@@ -277,13 +289,18 @@ fn stream_xml(o: &mut String, st: &StreamStat) {
     o.push_str("<stream>\r\n");
     el(o, "name", esc(&st.name));
     o.push_str("\r\n");
-    el(o, "time", st.time);
-    el(o, "bw_in", st.bw_in);
-    el(o, "bytes_in", st.bytes_in);
-    el(o, "bw_out", st.bw_out);
-    el(o, "bytes_out", st.bytes_out);
-    el(o, "bw_audio", st.bw_audio);
-    el(o, "bw_video", st.bw_video);
+    nums(
+        o,
+        &[
+            ("time", st.time),
+            ("bw_in", st.bw_in),
+            ("bytes_in", st.bytes_in),
+            ("bw_out", st.bw_out),
+            ("bytes_out", st.bytes_out),
+            ("bw_audio", st.bw_audio),
+            ("bw_video", st.bw_video),
+        ],
+    );
     o.push_str("\r\n");
     for c in &st.clients {
         o.push_str("<client>");
@@ -303,11 +320,16 @@ fn stream_xml(o: &mut String, st: &StreamStat) {
         // Empty, as nginx-rtmp writes it for interleaved streams: Sluice
         // does not track per-client A/V drift.
         o.push_str("<avsync></avsync>");
-        el(o, "timestamp", c.timestamp);
-        el(o, "bytes_in", c.bytes_in);
-        el(o, "bytes_out", c.bytes_out);
-        el(o, "bw_in", c.bw_in);
-        el(o, "bw_out", c.bw_out);
+        nums(
+            o,
+            &[
+                ("timestamp", c.timestamp as u64),
+                ("bytes_in", c.bytes_in),
+                ("bytes_out", c.bytes_out),
+                ("bw_in", c.bw_in),
+                ("bw_out", c.bw_out),
+            ],
+        );
         if !c.moves.is_empty() {
             el(o, "moves", c.moves);
         }

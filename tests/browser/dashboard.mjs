@@ -2,17 +2,10 @@
 // listed, plays it in the embedded player until its time advances 2 s,
 // optionally saves a screenshot, then clicks the stream's "Go Away"
 // button. Prints one JSON line: {listed, played, toast, logs}.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [url, name, screenshot = '', settle = '1500'] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1440, height: 860 } });
 const logs = [];
 page.on('console', (m) => logs.push(m.text()));

@@ -1,16 +1,9 @@
 // Opens PAGE in headless Chromium and waits until the video's currentTime
 // has advanced by 2 s. Prints one JSON line: {ok, start, now} or {ok:false,...}.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [page_url, timeout_ms = '25000'] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 const page = await browser.newPage();
 const logs = [];
 page.on('console', (m) => logs.push(m.text()));
