@@ -182,7 +182,7 @@ fn go_away(shared: &Shared, q: &str, method: &str) -> Response {
     for c in conns.iter().filter(|c| !c.info.moves.is_empty()) {
         n += shared.drain.target(Target::Client(c.id));
     }
-    info!(count = n, "control: goaway/{method}");
+    info!(count = n, query = %crate::redact::args(q), "control: goaway/{method}");
     text(StatusCode::OK, n.to_string())
 }
 
