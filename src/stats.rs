@@ -125,9 +125,6 @@ pub struct ConnView {
     pub id: u64,
     pub addr: SocketAddr,
     pub uptime_ms: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub dropped: u64,
     pub counters: Counters,
     pub rates: Rates,
     pub info: ConnInfo,
@@ -195,9 +192,6 @@ impl Stats {
                     id: c.id,
                     addr: c.addr,
                     uptime_ms: now.duration_since(c.started).as_millis() as u64,
-                    bytes_in: counters.bytes_in,
-                    bytes_out: counters.bytes_out,
-                    dropped: counters.dropped,
                     counters,
                     rates,
                     info: c.info(),
@@ -249,7 +243,7 @@ mod tests {
         let v = s.connections();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].info.role, Role::Publisher);
-        assert_eq!((v[1].bytes_out, v[1].dropped), (2000, 3));
+        assert_eq!((v[1].counters.bytes_out, v[1].counters.dropped), (2000, 3));
         assert_eq!(s.totals(), (1005, 2010));
         s.unregister(1);
         assert_eq!(s.connections().len(), 1);

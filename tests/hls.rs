@@ -72,19 +72,7 @@ fn hls_from_an_ffmpeg_publish_plays_over_http() {
         );
         assert!(hls_dir.join(&seg.uri).exists());
     }
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&url)
-        .output()
-        .unwrap();
-    let codecs = String::from_utf8_lossy(&probe.stdout);
+    let codecs = probe_codecs(&url);
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"

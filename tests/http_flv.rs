@@ -45,19 +45,7 @@ fn http_flv_plays_in_ffmpeg_and_ffprobe() {
     assert!(flags.starts_with('K'), "starts at a keyframe: {flags}");
     assert_eq!(width, 320);
     // ffprobe straight from the URL.
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&url)
-        .output()
-        .unwrap();
-    let codecs = String::from_utf8_lossy(&probe.stdout);
+    let codecs = probe_codecs(&url);
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"

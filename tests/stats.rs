@@ -27,13 +27,21 @@ async fn stats_follow_a_publisher_and_a_player() {
         .expect("publisher listed");
     assert_eq!((p.info.app.as_str(), p.info.name.as_str()), ("live", "cam"));
     assert!(p.info.flashver.starts_with("FMLE"), "{:?}", p.info);
-    assert!(p.bytes_in > 10_000, "publisher bytes_in {}", p.bytes_in);
+    assert!(
+        p.counters.bytes_in > 10_000,
+        "publisher bytes_in {}",
+        p.counters.bytes_in
+    );
     let v = conns
         .iter()
         .find(|c| c.info.role == Role::Player)
         .expect("player listed");
     assert_eq!(v.info.name, "cam");
-    assert!(v.bytes_out > 5_000, "player bytes_out {}", v.bytes_out);
+    assert!(
+        v.counters.bytes_out > 5_000,
+        "player bytes_out {}",
+        v.counters.bytes_out
+    );
     assert!(v.uptime_ms >= 1000);
 
     interrupt(&player);
@@ -45,7 +53,7 @@ async fn stats_follow_a_publisher_and_a_player() {
         "closed connections leave"
     );
     let (bytes_in, bytes_out) = shared.stats.totals();
-    assert!(bytes_in >= p.bytes_in && bytes_out >= v.bytes_out);
+    assert!(bytes_in >= p.counters.bytes_in && bytes_out >= v.counters.bytes_out);
     assert_eq!(
         shared
             .stats

@@ -12,9 +12,9 @@
 //! `bytes_in`/`bytes_out`/`bw_in`/`bw_out` and `moves` (how it can be
 //! sent away: `goaway`, `reconnect`, empty).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +22,9 @@ use serde::Serialize;
 
 use crate::config::http::{stat as flags, Location};
 use crate::live::describe::MediaDesc;
+use crate::live::{Stream, StreamKey};
 use crate::server::Shared;
-use crate::stats::Role;
+use crate::stats::{ConnView, Role};
 
 #[derive(Debug, Serialize)]
 pub struct StatDoc {
@@ -100,8 +101,17 @@ pub struct ClientStat {
 pub fn build(shared: &Shared, mask: u8) -> StatDoc {
     let conns = shared.stats.connections();
     let (bytes_in, bytes_out) = shared.stats.totals();
+    // Each stream's clients, found in one pass over the connections.
+    let mut by_stream: HashMap<StreamKey, Vec<&ConnView>> = HashMap::new();
+    for c in conns.iter().filter(|c| c.info.role != Role::None) {
+        let key = StreamKey {
+            server: c.info.server,
+            app: c.info.app.clone(),
+            name: c.info.name.clone(),
+        };
+        by_stream.entry(key).or_default().push(c);
+    }
     let streams = shared.registry.streams();
-    let now = Instant::now();
     let servers = shared
         .config
         .servers
@@ -118,65 +128,8 @@ pub fn build(shared: &Shared, mask: u8) -> StatDoc {
                             .iter()
                             .filter(|(k, _)| k.server == si && k.app == app.name)
                             .map(|(k, s)| {
-                                let view = s.view();
-                                let clients: Vec<_> = conns
-                                    .iter()
-                                    .filter(|c| {
-                                        c.info.server == si
-                                            && c.info.app == k.app
-                                            && c.info.name == k.name
-                                            && c.info.role != Role::None
-                                    })
-                                    .collect();
-                                let publisher = clients.iter().find(|c| {
-                                    c.info.role == Role::Publisher && Some(c.id) == view.publisher
-                                });
-                                let players =
-                                    clients.iter().filter(|c| c.info.role == Role::Player);
-                                let publishing = view.publisher.is_some();
-                                StreamStat {
-                                    name: k.name.clone(),
-                                    time: view
-                                        .since
-                                        .map_or(0, |t| now.duration_since(t).as_millis() as u64),
-                                    bw_in: publisher.map_or(0, |p| p.rates.bw_in),
-                                    bytes_in: publisher.map_or(0, |p| p.bytes_in),
-                                    bw_out: players.clone().map(|c| c.rates.bw_out).sum(),
-                                    bytes_out: players.map(|c| c.bytes_out).sum(),
-                                    bw_audio: publisher.map_or(0, |p| p.rates.bw_audio),
-                                    bw_video: publisher.map_or(0, |p| p.rates.bw_video),
-                                    clients: if mask & flags::CLIENTS != 0 {
-                                        clients
-                                            .iter()
-                                            .map(|c| ClientStat {
-                                                id: c.id,
-                                                address: c.addr.ip().to_string(),
-                                                time: c.uptime_ms,
-                                                flashver: c.info.flashver.clone(),
-                                                pageurl: c.info.pageurl.clone(),
-                                                swfurl: c.info.swfurl.clone(),
-                                                dropped: c.dropped,
-                                                timestamp: c.counters.timestamp,
-                                                publishing: c.info.role == Role::Publisher,
-                                                active: c.info.role == Role::Publisher
-                                                    || publishing,
-                                                bytes_in: c.bytes_in,
-                                                bytes_out: c.bytes_out,
-                                                bw_in: c.rates.bw_in,
-                                                bw_out: c.rates.bw_out,
-                                                moves: c.info.moves,
-                                            })
-                                            .collect()
-                                    } else {
-                                        Vec::new()
-                                    },
-                                    meta: publishing.then_some(view.media),
-                                    // Players include HTTP-FLV viewers, which
-                                    // have no RTMP client entry.
-                                    nclients: view.players + usize::from(publishing),
-                                    publishing,
-                                    active: publishing,
-                                }
+                                let clients = by_stream.get(k).map_or(&[][..], |v| v);
+                                stream_stat(k, s, clients, mask)
                             })
                             .collect();
                         LiveStat {
@@ -202,6 +155,57 @@ pub fn build(shared: &Shared, mask: u8) -> StatDoc {
         bw_out: rate(|r| r.bw_out),
         bytes_out,
         servers,
+    }
+}
+
+/// One stream with its RTMP clients (publisher and players).
+fn stream_stat(key: &StreamKey, s: &Stream, clients: &[&ConnView], mask: u8) -> StreamStat {
+    let view = s.view();
+    let publishing = view.publisher.is_some();
+    let publisher = clients
+        .iter()
+        .find(|c| c.info.role == Role::Publisher && Some(c.id) == view.publisher);
+    let players = || clients.iter().filter(|c| c.info.role == Role::Player);
+    StreamStat {
+        name: key.name.clone(),
+        time: view.since.map_or(0, |t| t.elapsed().as_millis() as u64),
+        bw_in: publisher.map_or(0, |p| p.rates.bw_in),
+        bytes_in: publisher.map_or(0, |p| p.counters.bytes_in),
+        bw_out: players().map(|c| c.rates.bw_out).sum(),
+        bytes_out: players().map(|c| c.counters.bytes_out).sum(),
+        bw_audio: publisher.map_or(0, |p| p.rates.bw_audio),
+        bw_video: publisher.map_or(0, |p| p.rates.bw_video),
+        clients: if mask & flags::CLIENTS != 0 {
+            clients.iter().map(|c| client_stat(c, publishing)).collect()
+        } else {
+            Vec::new()
+        },
+        meta: publishing.then_some(view.media),
+        // Players include HTTP-FLV viewers, which have no RTMP client entry.
+        nclients: view.players + usize::from(publishing),
+        publishing,
+        active: publishing,
+    }
+}
+
+fn client_stat(c: &ConnView, stream_publishing: bool) -> ClientStat {
+    let publishing = c.info.role == Role::Publisher;
+    ClientStat {
+        id: c.id,
+        address: c.addr.ip().to_string(),
+        time: c.uptime_ms,
+        flashver: c.info.flashver.clone(),
+        pageurl: c.info.pageurl.clone(),
+        swfurl: c.info.swfurl.clone(),
+        dropped: c.counters.dropped,
+        timestamp: c.counters.timestamp,
+        publishing,
+        active: publishing || stream_publishing,
+        bytes_in: c.counters.bytes_in,
+        bytes_out: c.counters.bytes_out,
+        bw_in: c.rates.bw_in,
+        bw_out: c.rates.bw_out,
+        moves: c.info.moves,
     }
 }
 

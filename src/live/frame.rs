@@ -101,6 +101,12 @@ impl Frame {
             return self.chunked.slice(self.header_len..);
         }
         let mut out = BytesMut::with_capacity(self.payload_len);
+        self.put_payload(&mut out);
+        out.freeze()
+    }
+
+    /// Appends the payload, skipping the continuation headers.
+    fn put_payload(&self, out: &mut BytesMut) {
         let mut pos = self.header_len;
         let mut left = self.payload_len;
         while left > 0 {
@@ -109,7 +115,6 @@ impl Frame {
             left -= take;
             pos += take + self.cont_len;
         }
-        out.freeze()
     }
 
     /// Appends the frame as an FLV tag at `ts`, copying the payload once,
@@ -122,14 +127,7 @@ impl Frame {
         };
         out.reserve(15 + self.payload_len);
         crate::flv::put_tag_header(tag_type, ts, self.payload_len, out);
-        let mut pos = self.header_len;
-        let mut left = self.payload_len;
-        while left > 0 {
-            let take = left.min(self.chunk_size);
-            out.extend_from_slice(&self.chunked[pos..pos + take]);
-            left -= take;
-            pos += take + self.cont_len;
-        }
+        self.put_payload(out);
         out.extend_from_slice(&(11 + self.payload_len as u32).to_be_bytes());
     }
 

@@ -630,3 +630,14 @@ pub fn ffmpeg_publish_goaway(src: &std::path::Path, url: &str) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// The codec names ffprobe finds at `url` (a file, or an HTTP URL), one per
+/// line.
+pub fn probe_codecs(url: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name"])
+        .args(["-of", "csv=p=0", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
