@@ -21,6 +21,7 @@ use crate::live::{Delivery, Frame, FrameKind, StreamKey};
 use crate::rtmp::amf::{self, object};
 use crate::rtmp::message::on_status;
 use crate::rtmp::{Amf, Command, UserControl};
+use crate::telemetry::Cause;
 
 /// Most message streams one connection may create.
 const MAX_MESSAGE_STREAMS: u32 = 64;
@@ -63,10 +64,13 @@ impl Connection {
         debug!(id = self.id, name = %cmd.name, stream_id, "command");
         match cmd.name.as_str() {
             "connect" => self.on_connect(cmd),
-            _ if self.connected.is_none() => Err(close(format!("\"{}\" before connect", cmd.name))),
+            _ if self.connected.is_none() => Err(close(
+                Cause::Protocol,
+                format!("\"{}\" before connect", cmd.name),
+            )),
             "createStream" => {
                 if self.next_stream_id > MAX_MESSAGE_STREAMS {
-                    return Err(close("too many createStream"));
+                    return Err(close(Cause::Protocol, "too many createStream"));
                 }
                 let id = self.next_stream_id;
                 self.next_stream_id += 1;
@@ -146,7 +150,7 @@ impl Connection {
             }
             // Replies and notifications from the client need no answer.
             "_result" | "_error" | "onBWDone" | "_checkbw" | "onStatus" => Ok(()),
-            "close" => Err(close("client sent close")),
+            "close" => Err(close(Cause::Normal, "client sent close")),
             other => {
                 debug!(id = self.id, command = other, "unknown command");
                 self.send_error(
@@ -177,7 +181,7 @@ impl Connection {
 
     fn on_connect(&mut self, cmd: Command) -> Result<(), Close> {
         if self.connected.is_some() {
-            return Err(close("second connect on one connection"));
+            return Err(close(Cause::Protocol, "second connect on one connection"));
         }
         match self.connect_hook(&cmd) {
             Some(call) => self.suspend(call, PendingCmd::Connect(cmd)),
@@ -227,7 +231,10 @@ impl Connection {
                 "NetConnection.Connect.Rejected",
                 &format!("Application not found: {app_name}"),
             );
-            self.close_after_flush = Some(format!("unknown application \"{app_name}\""));
+            self.close_after_flush = Some(close(
+                Cause::Rejected,
+                format!("unknown application \"{app_name}\""),
+            ));
             return Ok(());
         };
         let object_encoding = obj
@@ -313,7 +320,7 @@ impl Connection {
             .connected
             .as_ref()
             .map(|c| c.app.clone())
-            .ok_or_else(|| close("no app"))?;
+            .ok_or_else(|| close(Cause::Protocol, "no app"))?;
         if name.is_empty() {
             self.status(
                 stream_id,
@@ -450,7 +457,7 @@ impl Connection {
             .connected
             .as_ref()
             .map(|c| c.app.clone())
-            .ok_or_else(|| close("no app"))?;
+            .ok_or_else(|| close(Cause::Protocol, "no app"))?;
         if !app.live || name.is_empty() {
             self.status(
                 stream_id,
@@ -504,7 +511,7 @@ impl Connection {
             .connected
             .as_ref()
             .map(|c| c.app.clone())
-            .ok_or_else(|| close("no app"))?;
+            .ok_or_else(|| close(Cause::Protocol, "no app"))?;
         let key = self.stream_key(&name);
         if !app.idle_streams
             && !self
@@ -519,7 +526,10 @@ impl Connection {
                 "NetStream.Play.StreamNotFound",
                 "No such stream",
             );
-            self.close_after_flush = Some("play: stream not found (idle_streams off)".into());
+            self.close_after_flush = Some(close(
+                Cause::Rejected,
+                "play: stream not found (idle_streams off)",
+            ));
             return Ok(());
         }
         let queue = self.core().out_queue;
@@ -609,7 +619,7 @@ impl Connection {
             return;
         };
         if let Err(e) = r {
-            self.close_after_flush = Some(e.to_string());
+            self.close_after_flush = Some(e);
         }
     }
 
@@ -681,7 +691,12 @@ impl Connection {
         let info = match info {
             Ok(i) => i,
             Err(flv::TagError::Empty(_)) => return Ok(()), // harmless, skip
-            Err(e) => return Err(close(format!("bad media from publisher: {e}"))),
+            Err(e) => {
+                return Err(close(
+                    Cause::BadMedia,
+                    format!("bad media from publisher: {e}"),
+                ))
+            }
         };
         p.last_media = Instant::now();
         p.track_bytes[track] += payload.len() as u64;
@@ -797,20 +812,21 @@ impl Connection {
                     );
                 }
                 if !idle_streams {
-                    self.close_after_flush = Some("publisher left (idle_streams off)".into());
+                    self.close_after_flush =
+                        Some(close(Cause::Normal, "publisher left (idle_streams off)"));
                 }
             }
             Err(RecvError::Lagged(n)) => {
                 p.filter
                     .on_lag(n, Instant::now())
-                    .map_err(|e| close(e.to_string()))?;
+                    .map_err(|e| close(Cause::SlowPlayer, e.to_string()))?;
                 debug!(
                     id = self.id,
                     missed = n,
                     "player lagged; skipping to next keyframe"
                 );
             }
-            Err(RecvError::Closed) => return Err(close("stream closed")),
+            Err(RecvError::Closed) => return Err(close(Cause::Normal, "stream closed")),
         }
         Ok(())
     }

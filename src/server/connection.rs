@@ -32,6 +32,7 @@ use crate::notify::Answer;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::handshake::ServerHandshake;
 use crate::rtmp::{Amf, Message, Session};
+use crate::telemetry::Cause;
 
 /// Deliveries drained from the ring per write.
 const BATCH: usize = 64;
@@ -43,17 +44,27 @@ const TICK: Duration = Duration::from_secs(1);
 /// left it behind.
 const STALL_CHECK: Duration = Duration::from_millis(500);
 
-/// Why a connection ends: a short, log-friendly reason.
+/// Why a connection ends: a short, log-friendly reason and its cause for
+/// metrics.
 #[derive(Debug, thiserror::Error)]
 pub enum Close {
-    #[error("{0}")]
-    Reason(String),
-    #[error("i/o: {0}")]
+    #[error("{1}")]
+    Reason(Cause, String),
+    #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-pub fn close(reason: impl Into<String>) -> Close {
-    Close::Reason(reason.into())
+impl Close {
+    pub fn cause(&self) -> Cause {
+        match self {
+            Close::Reason(c, _) => *c,
+            Close::Io(_) => Cause::Io,
+        }
+    }
+}
+
+pub fn close(cause: Cause, reason: impl Into<String>) -> Close {
+    Close::Reason(cause, reason.into())
 }
 
 /// What `connect` established. The args and the raw command object are what
@@ -107,7 +118,7 @@ pub struct Connection {
     pub playing: Option<Playing>,
     /// Set by a handler that wants the connection closed once the replies
     /// queued so far are written (e.g. after a Rejected status).
-    pub close_after_flush: Option<String>,
+    pub close_after_flush: Option<Close>,
     bytes_out: u64,
     started: Instant,
     keepalive: Keepalive,
@@ -187,10 +198,9 @@ impl Connection {
 
     pub async fn run(mut self, mut sock: TcpStream) {
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
-        let reason = match self.serve(&mut sock).await {
-            Ok(()) => "server closed".to_owned(),
-            Err(Close::Reason(r)) => r,
-            Err(Close::Io(e)) => format!("i/o error: {e}"),
+        let (cause, reason) = match self.serve(&mut sock).await {
+            Ok(()) => (Cause::Normal, "server closed".to_owned()),
+            Err(e) => (e.cause(), e.to_string()),
         };
         let dropped = self.playing.as_ref().map_or(0, |p| p.filter.dropped);
         self.pending = None;
@@ -208,7 +218,7 @@ impl Connection {
         self.shared.stats.unregister(self.id);
         self.shared.drain.unregister(self.id);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-        crate::telemetry::closed(&reason);
+        crate::telemetry::closed(cause);
         info!(
             id = self.id,
             addr = %self.addr,
@@ -233,7 +243,7 @@ impl Connection {
         loop {
             self.flush(sock).await?;
             if let Some(r) = self.close_after_flush.take() {
-                return Err(close(r));
+                return Err(r);
             }
             // Housekeeping runs here too, not only on the timer branch: a
             // busy connection always has a read or a delivery ready first.
@@ -276,7 +286,7 @@ impl Connection {
                         Err(e) => return Err(e.into()),
                     };
                     if n == 0 {
-                        return Err(close("peer closed"));
+                        return Err(close(Cause::Normal, "peer closed"));
                     }
                     self.keepalive.received(Instant::now());
                     self.session.note_received(n);
@@ -321,7 +331,7 @@ impl Connection {
         match sig {
             Signal::Phase(p) => self.on_phase(p),
             Signal::Target(Target::Close(id)) if id == self.id => {
-                Err(close("taken over by a new publisher"))
+                Err(close(Cause::Takeover, "taken over by a new publisher"))
             }
             Signal::Status { code, description } => {
                 if let Some(sid) = self.publishing.as_ref().map(|p| p.stream_id) {
@@ -329,7 +339,7 @@ impl Connection {
                 }
                 Ok(())
             }
-            Signal::Drop => Err(close("dropped by /control")),
+            Signal::Drop => Err(close(Cause::Control, "dropped by /control")),
             Signal::Redirect(name) => {
                 self.redirect(name);
                 Ok(())
@@ -351,7 +361,7 @@ impl Connection {
                 let mut out = BytesMut::new();
                 let done = hs
                     .advance(&mut self.input, &mut out)
-                    .map_err(|e| close(format!("handshake: {e}")))?;
+                    .map_err(|e| close(Cause::Handshake, format!("handshake: {e}")))?;
                 if !out.is_empty() {
                     sock.write_all(&out).await?;
                     self.bytes_out += out.len() as u64;
@@ -362,7 +372,10 @@ impl Connection {
                 self.input.reserve(4096);
                 let n = sock.read_buf(&mut self.input).await?;
                 if n == 0 {
-                    return Err(close("peer closed during handshake"));
+                    return Err(close(
+                        Cause::HandshakeAborted,
+                        "peer closed during handshake",
+                    ));
                 }
                 // counted in bytes_in; no ack window is set yet
                 self.session.note_received(n);
@@ -370,7 +383,7 @@ impl Connection {
         };
         tokio::time::timeout(timeout, fut)
             .await
-            .map_err(|_| close("handshake timeout"))??;
+            .map_err(|_| close(Cause::HandshakeTimeout, "handshake timeout"))??;
         debug!(id = self.id, digest = hs.digest, "handshake done");
         Ok(())
     }
@@ -380,7 +393,7 @@ impl Connection {
             let msg = match self.session.next_message(&mut self.input) {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
-                Err(e) => return Err(close(format!("protocol error: {e}"))),
+                Err(e) => return Err(close(Cause::Protocol, format!("protocol error: {e}"))),
             };
             self.on_message(msg)?;
         }
@@ -423,7 +436,7 @@ impl Connection {
                 self.go_away("The server is shutting down");
                 Ok(())
             }
-            super::drain::Phase::Closing => Err(close("drain timeout")),
+            super::drain::Phase::Closing => Err(close(Cause::Timeout, "drain timeout")),
         }
     }
 
@@ -456,7 +469,7 @@ impl Connection {
         let now = Instant::now();
         self.publish_counters();
         if self.connected.is_none() && now.duration_since(self.started) >= self.core().timeout {
-            return Err(close("no connect within timeout"));
+            return Err(close(Cause::Timeout, "no connect within timeout"));
         }
         match self.keepalive.poll(now) {
             Action::Nothing => {}
@@ -465,12 +478,12 @@ impl Connection {
                 self.session
                     .send_user_control(crate::rtmp::UserControl::PingRequest(t));
             }
-            Action::Dead(r) => return Err(close(r)),
+            Action::Dead(r) => return Err(close(Cause::Timeout, r)),
         }
         if let (Some(p), Some(c)) = (&self.publishing, &self.connected) {
             if let Some(limit) = c.app.drop_idle_publisher {
                 if now.duration_since(p.last_media) >= limit {
-                    return Err(close("drop_idle_publisher: no media"));
+                    return Err(close(Cause::Timeout, "drop_idle_publisher: no media"));
                 }
             }
         }
@@ -514,7 +527,7 @@ impl Connection {
                 Err(e) => return Err(e.into()),
             };
             if n == 0 {
-                return Err(close("peer stopped reading"));
+                return Err(close(Cause::SlowPlayer, "peer stopped reading"));
             }
             self.bytes_out += n as u64;
             let mut left = n;
@@ -549,16 +562,19 @@ impl Connection {
         loop {
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
-                return Err(close("write timeout"));
+                return Err(close(Cause::SlowPlayer, "write timeout"));
             }
             match tokio::time::timeout(left.min(STALL_CHECK), sock.writable()).await {
                 Ok(r) => return Ok(r?),
                 Err(_) => {
                     let behind = self.playing.as_ref().map_or(0, |p| p.rx.len());
                     if behind > 2 * lap {
-                        return Err(close(format!(
+                        return Err(close(
+                            Cause::SlowPlayer,
+                            format!(
                             "slow player: stalled while {behind} messages went by (queue {lap})"
-                        )));
+                        ),
+                        ));
                     }
                 }
             }

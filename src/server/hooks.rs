@@ -11,6 +11,7 @@ use super::connection::{close, Close, Connection};
 use crate::config::access::{self, Action};
 use crate::notify::{Answer, Call, Form, SessionFields};
 use crate::rtmp::{Amf, Command};
+use crate::telemetry::Cause;
 
 /// A command waiting for its notification's answer.
 pub enum PendingCmd {
@@ -178,7 +179,10 @@ impl Connection {
         };
         warn!(id = self.id, addr = %self.addr, "{what} denied by access rules");
         self.status(stream_id, "error", code, &format!("Access denied ({what})"));
-        self.close_after_flush = Some(format!("{what} denied by access rules"));
+        self.close_after_flush = Some(close(
+            Cause::Rejected,
+            format!("{what} denied by access rules"),
+        ));
         false
     }
 
@@ -197,7 +201,10 @@ impl Connection {
                     "NetConnection.Connect.Rejected",
                     &format!("Rejected by on_connect ({why})"),
                 );
-                self.close_after_flush = Some(format!("on_connect rejected: {why}"));
+                self.close_after_flush = Some(close(
+                    Cause::Rejected,
+                    format!("on_connect rejected: {why}"),
+                ));
                 Ok(())
             }
             (
@@ -272,7 +279,7 @@ impl Connection {
             code,
             &format!("Rejected by on_{what} ({why})"),
         );
-        self.close_after_flush = Some(format!("on_{what} rejected: {why}"));
+        self.close_after_flush = Some(close(Cause::Rejected, format!("on_{what} rejected: {why}")));
         None
     }
 
@@ -326,7 +333,7 @@ impl Connection {
             if let Answer::Reject(why) = answer {
                 if strict || why.starts_with("HTTP ") {
                     warn!(id = self.id, addr = %self.addr, "on_update rejected: {why}");
-                    return Err(close(format!("on_update rejected: {why}")));
+                    return Err(close(Cause::Rejected, format!("on_update rejected: {why}")));
                 }
                 warn!(
                     id = self.id,
