@@ -6,7 +6,9 @@
 //! * [`live`]: the stream registry and fan-out to players;
 //! * [`server`]: the tokio runtime side: listeners and connections;
 //! * [`http`]: HTTP-FLV, files, `/stat`, `/control`, `/metrics`, dashboard;
-//! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`).
+//! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`);
+//! * [`relay`]: `push`/`pull` relays and the cluster edge pull;
+//! * [`cluster`]: the shared stream directory (Redis).
 //!
 //! `docs/design.md` describes how a media message flows from a publisher's
 //! socket to N players.
@@ -15,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod flv;
 pub mod hls;
@@ -23,6 +26,7 @@ pub mod live;
 pub mod notify;
 pub mod record;
 pub mod redact;
+pub mod relay;
 pub mod rtmp;
 pub mod server;
 pub mod stats;

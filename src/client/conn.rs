@@ -271,6 +271,15 @@ impl ClientConn {
         self.flush().await
     }
 
+    /// Asks the server for a different buffer length on our stream.
+    pub fn set_buffer_length(&mut self, ms: u32) {
+        self.session
+            .send_user_control(UserControl::SetBufferLength {
+                stream_id: self.stream_id,
+                ms,
+            });
+    }
+
     /// Gives up the socket after writing what is queued. Meant to be called
     /// right after [`Self::play`], when no message is half decoded.
     pub fn into_parts(self) -> Parts {

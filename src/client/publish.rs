@@ -38,7 +38,7 @@ pub struct PublishStats {
 }
 
 /// What arrived from the server that matters to a publisher.
-enum Signal {
+pub(crate) enum Signal {
     Move(Option<String>),
 }
 
@@ -199,7 +199,7 @@ async fn reconnect(
     bail!("could not reconnect after 10 attempts")
 }
 
-fn poll_signals(conn: &mut ClientConn) -> anyhow::Result<Option<Signal>> {
+pub(crate) fn poll_signals(conn: &mut ClientConn) -> anyhow::Result<Option<Signal>> {
     let mut sig = None;
     for m in conn.poll_incoming()? {
         match &m {
@@ -249,7 +249,7 @@ pub(crate) fn send_tag(conn: &mut ClientConn, tag: &Tag) {
 
 /// Metadata and sequence headers seen so far, replayed on a new connection.
 #[derive(Default)]
-struct Headers {
+pub(crate) struct Headers {
     meta: Option<Tag>,
     video: Option<Tag>,
     audio: Option<Tag>,
@@ -257,7 +257,7 @@ struct Headers {
 }
 
 impl Headers {
-    fn remember(&mut self, tag: &Tag) {
+    pub(crate) fn remember(&mut self, tag: &Tag) {
         match tag.tag_type {
             TAG_SCRIPT => self.meta = Some(tag.clone()),
             TAG_VIDEO => {
@@ -275,7 +275,7 @@ impl Headers {
 
     /// A place where a new connection can start decoding: a video keyframe,
     /// or any audio frame when the input has no video.
-    fn is_boundary(&self, tag: &Tag) -> bool {
+    pub(crate) fn is_boundary(&self, tag: &Tag) -> bool {
         match tag.tag_type {
             TAG_VIDEO => flv::video_info(&tag.data).is_ok_and(|i| i.keyframe && !i.sequence_header),
             TAG_AUDIO => {
@@ -286,7 +286,7 @@ impl Headers {
     }
 
     /// Sends metadata and sequence headers (not `current` itself) first.
-    fn replay(&self, conn: &mut ClientConn, current: &Tag) {
+    pub(crate) fn replay(&self, conn: &mut ClientConn, current: &Tag) {
         for t in [&self.meta, &self.video, &self.audio].into_iter().flatten() {
             if t != current {
                 let mut t = t.clone();

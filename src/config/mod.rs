@@ -9,6 +9,7 @@
 //! open a locked-down server to everyone.
 
 pub mod access;
+pub mod cluster;
 pub mod http;
 pub mod syntax;
 mod units;
@@ -59,6 +60,8 @@ pub struct Config {
     pub log_args: bool,
     /// The `http {}` subset (HTTP-FLV, static files).
     pub http: Vec<http::HttpServerConf>,
+    /// `cluster {}`: the Redis stream directory shared with other nodes.
+    pub cluster: Option<cluster::ClusterConf>,
     pub warnings: Vec<String>,
 }
 
@@ -170,6 +173,25 @@ pub struct AppConf {
     pub recorders: Vec<RecorderConf>,
     /// `hls on`: segments and a playlist under `hls_path`.
     pub hls: Option<crate::hls::segmenter::HlsConf>,
+    /// `push`, `pull` and their settings.
+    pub relay: RelayConf,
+}
+
+/// The relay directives of one application.
+#[derive(Debug, Clone, Default)]
+pub struct RelayConf {
+    pub pushes: Vec<crate::relay::RelayTarget>,
+    /// `pull` without `static`: started by the first player.
+    pub pulls: Vec<crate::relay::RelayTarget>,
+    /// `pull ... static`: started with the server.
+    pub statics: Vec<crate::relay::RelayTarget>,
+    pub push_reconnect: Duration,
+    pub pull_reconnect: Duration,
+    /// `session_relay on`: a pull ends with the player session that
+    /// started it instead of with its last player.
+    pub session_relay: bool,
+    /// `relay_buffer`: the buffer length a pull asks its upstream for.
+    pub buffer: Duration,
 }
 
 const MAIN: u8 = 1;
@@ -245,6 +267,8 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "notify_method" => (MAIN | SRV | APP, Kind::Method),
         "netcall_timeout" | "notify_update_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "notify_update_strict" | "notify_relay_redirect" => (MAIN | SRV | APP, Kind::Flag),
+        "push_reconnect" | "pull_reconnect" | "relay_buffer" => (MAIN | SRV | APP, Kind::Msec),
+        "session_relay" => (MAIN | SRV | APP, Kind::Flag),
         _ => return None,
     })
 }
@@ -294,12 +318,6 @@ const NOT_YET: &[&str] = &[
     "dash_nested",
     "dash_clock_compensation",
     "dash_clock_helper_uri",
-    "push",
-    "pull",
-    "relay_buffer",
-    "push_reconnect",
-    "pull_reconnect",
-    "session_relay",
     "rtmp_auto_push",
     "rtmp_auto_push_reconnect",
     "rtmp_socket_dir",
@@ -673,8 +691,16 @@ impl Config {
         let mut main = Scope::new();
         let mut main_rules = Vec::new();
         let mut server_blocks = Vec::new();
+        let mut cluster_conf = None;
         for d in rtmp.block.as_deref().unwrap_or_default() {
             match d.name.as_str() {
+                "cluster" if d.block.is_some() && d.args.is_empty() => {
+                    if cluster_conf.is_some() {
+                        it.errors
+                            .push(err(&d.pos, "\"cluster\" directive is duplicate"));
+                    }
+                    cluster_conf = cluster::parse(d, &mut it.errors);
+                }
                 "server" => match &d.block {
                     Some(b) if d.args.is_empty() => server_blocks.push((d, b)),
                     _ => it.errors.push(err(
@@ -769,6 +795,7 @@ impl Config {
                 let mut app = Scope::new();
                 let mut app_rules = Vec::new();
                 let mut rec_blocks: Vec<(&Directive, &Vec<Directive>)> = Vec::new();
+                let mut relay = RelayConf::default();
                 for d in block {
                     match d.name.as_str() {
                         "recorder" => match &d.block {
@@ -784,10 +811,25 @@ impl Config {
                                 d.name
                             ),
                         )),
+                        "push" | "pull" => {
+                            let pull = d.name == "pull";
+                            match crate::relay::RelayTarget::parse(&d.args, pull) {
+                                Ok(t) if !pull => relay.pushes.push(t),
+                                Ok(t) if t.is_static => relay.statics.push(t),
+                                Ok(t) => relay.pulls.push(t),
+                                Err(e) => it
+                                    .errors
+                                    .push(err(&d.pos, format!("{e} in \"{}\" directive", d.name))),
+                            }
+                        }
                         _ => it.simple(d, APP, &mut app, &mut app_rules),
                     }
                 }
                 let l = Lookup(vec![&app, &srv, &main]);
+                relay.push_reconnect = l.msec("push_reconnect", 3000);
+                relay.pull_reconnect = l.msec("pull_reconnect", 3000);
+                relay.session_relay = l.flag("session_relay", false);
+                relay.buffer = l.msec("relay_buffer", 5000);
                 let mut recorders = Vec::new();
                 let own = RecorderConf::from_lookup("", &l);
                 if own.enabled() {
@@ -883,6 +925,7 @@ impl Config {
                         .unwrap_or_default(),
                     recorders,
                     hls,
+                    relay,
                 });
             }
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
@@ -914,6 +957,7 @@ impl Config {
                 max_connections,
                 log_args,
                 http: http_servers,
+                cluster: cluster_conf,
                 warnings: it.warnings,
             })
         } else {
@@ -968,6 +1012,37 @@ mod tests {
     }
 
     #[test]
+    fn relays_and_cluster() {
+        let c = Config::parse(
+            "rtmp { cluster { registry redis://127.0.0.1:6379/0; advertise rtmp://10.0.0.5; node_id a-1; }\n\
+             server { listen 127.0.0.1:1940; pull_reconnect 1s;\n\
+             application a { live on; push rtmp://b/live; push rtmp://c/live name=x;\n\
+             pull rtmp://o/live/src name=m static; pull rtmp://o/live; relay_buffer 100ms; } } }",
+            "t",
+        )
+        .unwrap();
+        let cl = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            (cl.advertise.as_str(), cl.node_id.as_str(), cl.lease),
+            ("rtmp://10.0.0.5:1935", "a-1", Duration::from_secs(10))
+        );
+        let r = &c.servers[0].app("a").unwrap().relay;
+        assert_eq!((r.pushes.len(), r.pulls.len(), r.statics.len()), (2, 1, 1));
+        assert_eq!(
+            (r.pull_reconnect, r.push_reconnect, r.buffer),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_millis(100)
+            )
+        );
+        let e = errors("rtmp { cluster { registry http://x; node_id a; } server { listen 1; } }");
+        assert!(e[0].contains("invalid registry"), "{e:?}");
+        let e = errors("rtmp { cluster { registry redis://x; } server { listen 1; } }");
+        assert!(e[0].contains("needs \"advertise\""), "{e:?}");
+    }
+
+    #[test]
     fn inheritance_and_units() {
         let c = Config::parse(
             "rtmp { ping 30s; sync 10ms; server { listen 127.0.0.1:1940; timeout 1m; max_message 4M;\n\
@@ -1016,11 +1091,15 @@ mod tests {
             "{e:?}"
         );
         let e = errors(
-            "rtmp {\n server {\n  application x {\n   live on;\n   push rtmp://a/b;\n  }\n }\n}\n",
+            "rtmp {\n server {\n  application x {\n   live on;\n   exec_push ffmpeg;\n   push rtmp://a/b static;\n  }\n }\n}\n",
         );
         assert!(
-            e[0].starts_with("f.conf:5: nginx-rtmp directive \"push\" is not implemented"),
+            e[0].starts_with("f.conf:5: nginx-rtmp directive \"exec_push\" is not implemented"),
             "{e:?}"
+        );
+        assert_eq!(
+            e[1],
+            "f.conf:6: static push is not allowed in \"push\" directive"
         );
         let e = errors("rtmp {\n server {\n  application x {\n   hls on;\n  }\n }\n}\n");
         assert_eq!(

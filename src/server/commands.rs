@@ -372,24 +372,46 @@ impl Connection {
         Ok(())
     }
 
-    /// Completes `publish` once access and on_publish allowed it.
+    /// Completes `publish` once access and on_publish allowed it (and,
+    /// in a cluster, once the directory granted the stream).
     pub(super) fn finish_publish(
         &mut self,
         stream_id: u32,
         name: String,
         args: String,
-        _kind: String,
+        kind: String,
     ) -> Result<(), Close> {
         let key = self.stream_key(&name);
+        if self.shared.cluster.is_some() && !self.claimed {
+            let cmd = PendingCmd::Claim {
+                stream_id,
+                name,
+                args,
+                kind,
+            };
+            self.suspend_claim(cmd, key);
+            return Ok(());
+        }
+        self.claimed = false;
         let queue = self.core().out_queue;
         let who = PublisherId {
             id: self.id,
             addr: self.addr.ip(),
         };
-        let rule = self
+        let mut rule = self
             .connected
             .as_ref()
             .map_or(Takeover::Off, |c| c.app.takeover);
+        // A pull (an edge) gives way to a publisher of the stream here.
+        if self
+            .shared
+            .registry
+            .get(&key)
+            .and_then(|s| s.view().publisher)
+            .is_some_and(|p| self.shared.relays.is_ingest(p))
+        {
+            rule = Takeover::Always;
+        }
         let Ok((stream, replaced)) = self.shared.registry.publish(&key, queue, who, rule) else {
             warn!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish refused: already publishing");
             self.status(
@@ -423,7 +445,15 @@ impl Connection {
             "Start publishing",
         );
         info!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish");
+        if let Some(c) = &self.shared.cluster {
+            // Owned by us now, whoever published it here before.
+            c.note_publisher(&key, self.id);
+        }
         self.start_recorders(&stream, &name, &args);
+        crate::relay::Relays::on_publish(&self.shared, &key, &stream);
+        if let Some(url) = self.relay_to.take() {
+            crate::relay::Relays::push_to(&self.shared, &key, &stream, &url);
+        }
         if let Some(h) = self.connected.as_ref().and_then(|c| c.app.hls.clone()) {
             crate::hls::task::spawn(stream.clone(), h, name.clone());
         }
@@ -513,7 +543,11 @@ impl Connection {
             .map(|c| c.app.clone())
             .ok_or_else(|| close(Cause::Protocol, "no app"))?;
         let key = self.stream_key(&name);
+        let relayed = self.relay_to.is_some()
+            || self.shared.cluster.is_some()
+            || app.relay.pulls.iter().any(|t| t.matches(&name));
         if !app.idle_streams
+            && !relayed
             && !self
                 .shared
                 .registry
@@ -552,6 +586,10 @@ impl Connection {
             ],
         );
         let (stream, snap, rx) = self.shared.registry.subscribe(&key, queue);
+        let redirect = self.relay_to.take();
+        if !snap.publishing || redirect.is_some() {
+            crate::relay::Relays::on_play(&self.shared, &key, redirect.as_deref());
+        }
         let mut filter = PlayerFilter::new(app.wait_key, app.wait_video);
         if snap.publishing && app.publish_notify {
             self.status(
@@ -650,6 +688,9 @@ impl Connection {
         if let Some(p) = self.publishing.take() {
             self.stat.update(|i| i.role = crate::stats::Role::None);
             p.stream.unpublish(self.id);
+            if let Some(c) = &self.shared.cluster {
+                c.release(&p.key, self.id);
+            }
             self.shared.registry.release(&p.key);
         }
     }

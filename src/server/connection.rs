@@ -135,6 +135,10 @@ pub struct Connection {
     pub stat: Arc<crate::stats::ConnStat>,
     /// Headers carried from a stream to the one a redirect publishes.
     pub carried: Vec<Arc<Frame>>,
+    /// An on_publish/on_play 3xx to an rtmp:// URL: relay there.
+    pub relay_to: Option<String>,
+    /// The cluster directory granted this connection's publish.
+    pub claimed: bool,
     /// Counters as last reported to stats and metrics.
     reported: crate::stats::Counters,
     /// When the once-a-second housekeeping last ran.
@@ -177,6 +181,8 @@ impl Connection {
             stat: shared.stats.register(id, addr),
             reported: Default::default(),
             carried: Vec::new(),
+            relay_to: None,
+            claimed: false,
             last_tick: now,
             role: ("none", String::new()),
             shared,

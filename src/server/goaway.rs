@@ -78,6 +78,9 @@ impl Connection {
         self.go_away_sent = true;
         if let Some(p) = &self.publishing {
             p.stream.mark_moving(self.id);
+            if let Some(c) = &self.shared.cluster {
+                c.moving(&p.key);
+            }
         }
         self.shared.drain.signalled.fetch_add(1, Ordering::Relaxed);
         info!(id = self.id, addr = %self.addr, "go away sent: {why}");

@@ -27,6 +27,13 @@ pub enum PendingCmd {
         name: String,
         args: String,
     },
+    /// A publish waiting for the cluster directory's claim.
+    Claim {
+        stream_id: u32,
+        name: String,
+        args: String,
+        kind: String,
+    },
 }
 
 pub struct Pending {
@@ -230,7 +237,57 @@ impl Connection {
                 Some(name) => self.finish_play(stream_id, name, args),
                 None => Ok(()),
             },
+            (
+                PendingCmd::Claim {
+                    stream_id,
+                    name,
+                    args,
+                    kind,
+                },
+                answer,
+            ) => match answer {
+                Answer::Continue => {
+                    self.claimed = true;
+                    self.finish_publish(stream_id, name, args, kind)
+                }
+                _ => {
+                    let owner = match answer {
+                        Answer::Reject(o) => o,
+                        _ => String::new(),
+                    };
+                    warn!(id = self.id, addr = %self.addr, stream = name, owner, "publish refused: the stream is published on another node");
+                    self.status(
+                        stream_id,
+                        "error",
+                        "NetStream.Publish.BadName",
+                        &format!("Already publishing on node {owner}"),
+                    );
+                    self.close_after_flush = Some(close(
+                        Cause::Rejected,
+                        format!("publish refused: already publishing on node {owner}"),
+                    ));
+                    Ok(())
+                }
+            },
         }
+    }
+
+    /// Asks the cluster directory for the stream before publishing; the
+    /// publish resumes in [`Self::on_answer`].
+    pub(super) fn suspend_claim(&mut self, cmd: PendingCmd, key: crate::live::StreamKey) {
+        let Some(cluster) = self.shared.cluster.clone() else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        let id = self.id;
+        tokio::spawn(async move {
+            let a = match cluster.claim(&key, id).await {
+                Ok(()) => Answer::Continue,
+                Err(owner) => Answer::Reject(owner),
+            };
+            let _ = tx.send(a);
+        });
+        self.pending = Some(Pending { cmd, rx });
     }
 
     /// Interprets on_publish/on_play's answer: the stream name to go on
@@ -249,7 +306,25 @@ impl Connection {
         let why = match answer {
             Answer::Continue => return Some(name),
             Answer::Redirect(loc) if loc.starts_with("rtmp://") => {
-                "relay redirects are not implemented yet".to_owned()
+                // As nginx-rtmp: relay from (play) or to (publish) there,
+                // under the local name, or under a name made from the URL
+                // with notify_relay_redirect.
+                let rename = self
+                    .connected
+                    .as_ref()
+                    .is_some_and(|c| c.app.notify.relay_redirect);
+                info!(id = self.id, stream = name, url = %crate::redact::args(&loc), "on_{what} relays the stream");
+                self.relay_to = Some(loc.clone());
+                if rename {
+                    use md5::{Digest, Md5};
+                    let new = Md5::digest(loc.as_bytes())
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>();
+                    self.armed_rename(&new);
+                    return Some(new);
+                }
+                return Some(name);
             }
             // nginx-rtmp would take an http:// or /path Location as the new
             // stream name; that is an HTTP redirect (to the hook itself, or

@@ -37,10 +37,15 @@ pub struct Shared {
     pub stats: crate::stats::Stats,
     /// Running recorders, for /control's record/start|stop.
     pub recorders: Arc<crate::record::Controls>,
+    /// Running pulls and their publisher ids.
+    pub relays: crate::relay::Relays,
+    /// `cluster {}`: the shared stream directory.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
-    fn next_id(&self) -> u64 {
+    /// A new id for a connection or an in-process session (a pull).
+    pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
@@ -68,6 +73,10 @@ impl Server {
         for h in &config.http {
             http.extend(crate::http::HttpListener::bind(h).await?);
         }
+        let cluster = match &config.cluster {
+            Some(c) => Some(crate::cluster::Cluster::new(c.clone()).await?),
+            None => None,
+        };
         Ok(Server {
             listeners,
             http,
@@ -81,6 +90,8 @@ impl Server {
                 drain: drain::Drain::default(),
                 stats: crate::stats::Stats::default(),
                 recorders: Arc::default(),
+                relays: crate::relay::Relays::default(),
+                cluster,
             }),
         })
     }
@@ -111,6 +122,16 @@ impl Server {
             http.spawn(h.serve(self.shared.clone()));
         }
         let shared = self.shared;
+        if let Some(c) = &shared.cluster {
+            let weak = Arc::downgrade(&shared);
+            c.start(Arc::new(move |id| {
+                if let Some(s) = weak.upgrade() {
+                    s.drain.post(id, drain::Signal::Drop);
+                }
+            }));
+            info!(node = c.node_id(), registry = %c.conf.registry, "cluster: node started");
+        }
+        crate::relay::Relays::start_statics(&shared);
         tokio::select! {
             _ = shutdown => {}
             _ = shared.drain.requested() => {}
@@ -126,6 +147,11 @@ impl Server {
             "drain: listeners closed, sending Go Away"
         );
         crate::telemetry::drain_started();
+        // Leave the cluster first, so the nodes our clients move to may
+        // take their streams over.
+        if let Some(c) = &shared.cluster {
+            c.withdraw().await;
+        }
         shared.drain.set_phase(drain::Phase::Draining);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_log = tokio::time::Instant::now();
@@ -153,6 +179,9 @@ impl Server {
             }
         }
         shared.notifier.settle(drain::NOTIFY_GRACE).await;
+        if let Some(c) = &shared.cluster {
+            c.settle().await;
+        }
         http.abort_all();
         info!(
             signalled = shared.drain.signalled(),
