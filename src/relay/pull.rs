@@ -176,7 +176,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                                 }
                             } else {
                                 info!(stream = what, "pull: {why}; following the owner");
-                                retry_at = Instant::now() + Duration::from_millis(200);
+                                retry_at = Instant::now();
                             }
                         }
                     }

@@ -1,0 +1,229 @@
+//! Cluster mode on a real redis-server: play anywhere, rolling restart
+//! with no frame lost, one publisher per name, and life without Redis.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server)");
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "redis did not start");
+            sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `redis-cli GET key`.
+    fn get(&self, key: &str) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "GET", key])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A cluster node on a free port.
+fn node(redis: &Redis, id: &str) -> Server {
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ drain_timeout 10s;\n\
+         cluster {{ registry redis://127.0.0.1:{}/0; advertise rtmp://127.0.0.1:{port}; node_id {id}; lease 3s; }}\n\
+         server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}",
+        redis.port
+    );
+    Server::with_config(&conf, port)
+}
+
+fn play(server: &Server, name: &str, file: &str, extra: &[&str]) -> (Child, std::path::PathBuf) {
+    let out = server.path(file);
+    let url = server.url(name);
+    let o = out.to_str().unwrap().to_owned();
+    let mut args: Vec<&str> = vec!["play", &url, "-o", &o];
+    args.extend_from_slice(extra);
+    (sluice(&args), out)
+}
+
+/// The headline: a publisher on node 1 and a player on node 3 (an edge
+/// pull). Node 1 is stopped mid-stream; the publisher moves to node 2 at a
+/// keyframe and node 3's edge follows: the player gets every coded frame
+/// of the source once, payload for payload.
+#[test]
+fn rolling_restart_moves_publisher_and_edge_without_loss() {
+    let redis = Redis::start();
+    let mut n1 = node(&redis, "node-1");
+    let n2 = node(&redis, "node-2");
+    let n3 = node(&redis, "node-3");
+    let src = make_source(n3.dir.path(), 16);
+    let (p3, f3) = play(&n3, "m", "n3.flv", &["--until-unpublish"]);
+    sleep(Duration::from_millis(800));
+    let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("m"), &n2.url("m")]);
+    assert!(n1.wait_log("publish"), "{}", n1.log());
+    assert!(
+        n3.wait_log("pull: playing upstream"),
+        "node 3 pulls from the owner: {}",
+        n3.log()
+    );
+    assert!(redis.get("sluice:owner:live/m").starts_with("node-1|"));
+    // mid-GOP (1 s GOP)
+    sleep(Duration::from_millis(5500));
+    n1.terminate();
+    n1.wait_exit(Duration::from_secs(15));
+    assert!(n1.log().contains("cluster: withdrawn"), "{}", n1.log());
+    assert!(
+        n3.wait_log("owner moved") || n3.log().contains("following the owner"),
+        "{}",
+        n3.log()
+    );
+    let out = wait_for(publ, Duration::from_secs(30));
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("moves 1, frames lost 0"), "{report}");
+    let st = wait_for(p3, Duration::from_secs(15));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+
+    let source = coded_frames(&src);
+    let got = coded_frames(&f3);
+    eprintln!("source {} frames, node 3 got {}", source.len(), got.len());
+    for l in n3.log().lines().filter(|l| l.contains("pull")) {
+        eprintln!("node 3: {l}");
+    }
+    assert_eq!(
+        got.len(),
+        source.len(),
+        "no frame lost or doubled on node 3"
+    );
+    assert!(got == source, "node 3 got the source, payload for payload");
+    assert_eq!(
+        redis.get("sluice:owner:live/m"),
+        "",
+        "the stream is released when its publisher leaves"
+    );
+}
+
+/// One publisher per name cluster-wide: node 2 refuses while node 1 owns
+/// the stream, and accepts once it is released.
+#[test]
+fn second_publisher_on_another_node_is_refused() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "node-1");
+    let n2 = node(&redis, "node-2");
+    let src = make_source(n1.dir.path(), 4);
+    let first = sluice(&["publish", src.to_str().unwrap(), &n1.url("dup")]);
+    assert!(n1.wait_log("publish"));
+    sleep(Duration::from_millis(500));
+    let second = ffmpeg_publish_file(&src, &n2.url("dup"));
+    let out = wait_for(second, Duration::from_secs(20));
+    assert!(!out.status.success(), "ffmpeg's publish on node 2 fails");
+    assert!(
+        n2.log().contains("published on another node"),
+        "{}",
+        n2.log()
+    );
+    let out = wait_for(first, Duration::from_secs(20));
+    assert!(out.status.success());
+    // Released: node 2 may have it now.
+    sleep(Duration::from_millis(300));
+    let third = sluice(&[
+        "publish",
+        "--no-pace",
+        src.to_str().unwrap(),
+        &n2.url("dup"),
+    ]);
+    let out = wait_for(third, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Redis stops mid-stream: the node's local players keep getting every
+/// frame, an existing edge keeps flowing, and the degradation is logged.
+#[test]
+fn local_streams_flow_while_redis_is_down() {
+    let mut redis = Redis::start();
+    let n1 = node(&redis, "node-1");
+    let n2 = node(&redis, "node-2");
+    let src = make_source(n1.dir.path(), 10);
+    let (p1, f1) = play(&n1, "r", "local.flv", &["--until-unpublish"]);
+    let (p2, f2) = play(&n2, "r", "edge.flv", &["--duration", "9"]);
+    sleep(Duration::from_millis(800));
+    let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("r")]);
+    assert!(n2.wait_log("pull: playing upstream"), "{}", n2.log());
+    sleep(Duration::from_secs(3));
+    redis.stop();
+    let out = wait_for(publ, Duration::from_secs(30));
+    assert!(out.status.success());
+    wait_for(p1, Duration::from_secs(15));
+    wait_for(p2, Duration::from_secs(15));
+    assert!(
+        n1.log().contains("registry unreachable"),
+        "degradation logged: {}",
+        n1.log()
+    );
+    let source = coded_frames(&src);
+    let local = coded_frames(&f1);
+    assert!(
+        local == source,
+        "the local player got every frame ({} of {})",
+        local.len(),
+        source.len()
+    );
+    let edge = coded_frames(&f2);
+    // The edge player stops after 9 s of a 10 s source: it must have
+    // gone well past the 3 s at which Redis stopped.
+    assert!(
+        edge.len() > source.len() * 7 / 10,
+        "the edge kept flowing: {} of {}",
+        edge.len(),
+        source.len()
+    );
+    assert!(
+        edge[..] == source[..edge.len()],
+        "edge frames are the source's"
+    );
+}
