@@ -62,16 +62,25 @@ impl Drop for Redis {
     }
 }
 
-/// A cluster node on a free port.
+/// A cluster node on a free port, with `/stat` on a second free port
+/// (`stat_port` reads it back from the config file).
 fn node(redis: &Redis, id: &str) -> Server {
     let port = free_port();
+    let http = free_port();
     let conf = format!(
         "rtmp {{ drain_timeout 10s;\n\
          cluster {{ registry redis://127.0.0.1:{}/0; advertise rtmp://127.0.0.1:{port}; node_id {id}; lease 3s; }}\n\
-         server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}",
+         server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{http}; location /stat {{ rtmp_stat all; }} }} }}",
         redis.port
     );
     Server::with_config(&conf, port)
+}
+
+fn stat_port(s: &Server) -> u16 {
+    let conf = std::fs::read_to_string(s.path("sluice.conf")).unwrap();
+    let at = conf.rfind("listen 127.0.0.1:").unwrap() + "listen 127.0.0.1:".len();
+    conf[at..].split(';').next().unwrap().parse().unwrap()
 }
 
 fn play(server: &Server, name: &str, file: &str, extra: &[&str]) -> (Child, std::path::PathBuf) {
@@ -162,6 +171,45 @@ fn second_publisher_on_another_node_is_refused() {
         n2.log().contains("published on another node"),
         "{}",
         n2.log()
+    );
+    // Either node's /stat shows the cluster: both nodes, and the owner.
+    let t = Instant::now();
+    let view = loop {
+        let (code, body) = http_get(stat_port(&n2), "/stat?format=json");
+        assert_eq!(code, 200);
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let c = doc["cluster"].clone();
+        let owned = c["streams"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "live/dup"));
+        if (owned && c["nodes"].as_array().map_or(0, |n| n.len()) == 2)
+            || t.elapsed() > Duration::from_secs(5)
+        {
+            break c;
+        }
+        sleep(Duration::from_millis(200));
+    };
+    assert_eq!(view["node_id"], "node-2");
+    assert_eq!(view["healthy"], true);
+    let ids: Vec<&str> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["node-1", "node-2"], "{view}");
+    let owner = view["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "live/dup")
+        .map(|s| s["node"].clone());
+    assert_eq!(owner, Some("node-1".into()), "{view}");
+    let (_, xml) = http_get(stat_port(&n1), "/stat");
+    let xml = String::from_utf8(xml).unwrap();
+    assert!(
+        xml.contains("<cluster>") && xml.contains("<node_id>node-1</node_id>"),
+        "{xml}"
     );
     let out = wait_for(first, Duration::from_secs(20));
     assert!(out.status.success());

@@ -117,6 +117,15 @@ impl Cluster {
         &self.conf.node_id
     }
 
+    /// Another node that is not draining, for a ReconnectRequest's tcUrl.
+    pub fn suggest(&self) -> Option<String> {
+        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        v.nodes
+            .iter()
+            .find(|n| n.id != self.conf.node_id && !n.draining)
+            .map(|n| n.url.clone())
+    }
+
     pub fn view(&self) -> View {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner()).clone();
         v.healthy = self.healthy.load(Ordering::Relaxed);

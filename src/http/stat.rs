@@ -38,6 +38,26 @@ pub struct StatDoc {
     pub bw_out: u64,
     pub bytes_out: u64,
     pub servers: Vec<ServerStat>,
+    /// The cluster's view, on a cluster node: its nodes and which node
+    /// owns which stream (as of the last lease renewal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStat>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStat {
+    pub node_id: String,
+    /// Whether the registry answered last time it was asked.
+    pub healthy: bool,
+    pub nodes: Vec<crate::cluster::directory::NodeRecord>,
+    pub streams: Vec<OwnerStat>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OwnerStat {
+    /// `app/name`.
+    pub name: String,
+    pub node: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +175,19 @@ pub fn build(shared: &Shared, mask: u8) -> StatDoc {
         bw_out: rate(|r| r.bw_out),
         bytes_out,
         servers,
+        cluster: shared.cluster.as_ref().map(|c| {
+            let v = c.view();
+            ClusterStat {
+                node_id: v.node_id,
+                healthy: v.healthy,
+                nodes: v.nodes,
+                streams: v
+                    .streams
+                    .into_iter()
+                    .map(|(name, node)| OwnerStat { name, node })
+                    .collect(),
+            }
+        }),
     }
 }
 
@@ -284,6 +317,27 @@ pub fn to_xml(d: &StatDoc, stylesheet: Option<&str>) -> String {
             o.push_str("</application>\r\n");
         }
         o.push_str("</server>\r\n");
+    }
+    if let Some(c) = &d.cluster {
+        o.push_str("<cluster>\r\n");
+        el(&mut o, "node_id", esc(&c.node_id));
+        el(&mut o, "healthy", c.healthy as u8);
+        for n in &c.nodes {
+            o.push_str("<node>");
+            el(&mut o, "id", esc(&n.id));
+            el(&mut o, "url", esc(&n.url));
+            if n.draining {
+                o.push_str("<draining/>");
+            }
+            o.push_str("</node>\r\n");
+        }
+        for st in &c.streams {
+            o.push_str("<stream>");
+            el(&mut o, "name", esc(&st.name));
+            el(&mut o, "node", esc(&st.node));
+            o.push_str("</stream>\r\n");
+        }
+        o.push_str("</cluster>\r\n");
     }
     o.push_str("</rtmp>\r\n");
     o

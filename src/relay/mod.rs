@@ -101,7 +101,8 @@ impl Relays {
     }
 
     /// A player joined `key`, which is not published here: pull it from
-    /// `redirect` (an on_play 3xx), the cluster's owner, or a `pull`.
+    /// `redirect` (an on_play 3xx), a matching `pull`, or the cluster's
+    /// owner, in that order.
     pub fn on_play(shared: &Arc<Shared>, key: &StreamKey, redirect: Option<&str>) {
         let Some(app) = shared.config.servers[key.server].app(&key.app) else {
             return;
@@ -114,13 +115,13 @@ impl Relays {
                 url: t.url_for(&key.name),
                 extra: vec![],
             }
-        } else if let Some(c) = &shared.cluster {
-            Source::Owner(c.watch(key))
         } else if let Some(t) = app.relay.pulls.iter().find(|t| t.matches(&key.name)) {
             Source::Fixed {
                 url: t.url_for(&key.name),
                 extra: t.connect_fields(),
             }
+        } else if let Some(c) = &shared.cluster {
+            Source::Owner(c.watch(key))
         } else {
             return;
         };

@@ -64,11 +64,19 @@ impl Connection {
                 crate::telemetry::go_away("type32");
             }
             Capability::Reconnect => {
-                let info = object([
+                let mut info = object([
                     ("level", Amf::str("status")),
                     ("code", Amf::str("NetConnection.Connect.ReconnectRequest")),
                     ("description", Amf::String(why.to_owned())),
                 ]);
+                // In a cluster, name a node that is not draining.
+                let next = self.shared.cluster.as_ref().and_then(|cl| cl.suggest());
+                if let (Some(url), Amf::Object(props)) = (next, &mut info) {
+                    props.push((
+                        "tcUrl".to_owned(),
+                        Amf::String(format!("{url}/{}", c.app_name)),
+                    ));
+                }
                 self.session
                     .send_command(0, &Command::new("onStatus", 0.0, Amf::Null, vec![info]));
                 crate::telemetry::go_away("reconnect");
