@@ -17,7 +17,10 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -139,6 +142,9 @@ fn rolling_restart_moves_publisher_and_edge_without_loss() {
     eprintln!("source {} frames, node 3 got {}", source.len(), got.len());
     for l in n3.log().lines().filter(|l| l.contains("pull")) {
         eprintln!("node 3: {l}");
+    }
+    for l in n2.log().lines().filter(|l| l.contains(" publish ")) {
+        eprintln!("node 2: {l}");
     }
     assert_eq!(
         got.len(),
@@ -274,4 +280,55 @@ fn local_streams_flow_while_redis_is_down() {
         edge[..] == source[..edge.len()],
         "edge frames are the source's"
     );
+}
+
+/// Split brain: with Redis down, two nodes each accept a publisher of the
+/// same name. When Redis returns, the first renewal to reach it wins and
+/// the other node drops its publisher: one publisher per name again.
+#[test]
+fn conflict_after_redis_returns_leaves_one_publisher() {
+    let mut redis = Redis::start();
+    let rport = redis.port;
+    let n1 = node(&redis, "node-1");
+    let n2 = node(&redis, "node-2");
+    redis.stop();
+    let src = make_source(n1.dir.path(), 12);
+    let a = sluice(&["publish", src.to_str().unwrap(), &n1.url("twin")]);
+    let b = sluice(&["publish", src.to_str().unwrap(), &n2.url("twin")]);
+    assert!(n1.wait_log("publish") && n2.wait_log("publish"));
+    sleep(Duration::from_secs(2));
+    assert!(n1.log().contains("registry unreachable"), "{}", n1.log());
+    let redis = Redis::start_on(rport);
+    // Renewals run every lease/3 (1 s); give both nodes a few.
+    let t = Instant::now();
+    let dropped = |s: &Server| s.log().contains("dropping the local publisher");
+    while !(dropped(&n1) || dropped(&n2)) && t.elapsed() < Duration::from_secs(8) {
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_secs(2));
+    assert!(
+        dropped(&n1) != dropped(&n2),
+        "exactly one node gives way:\n{}\n{}",
+        n1.log(),
+        n2.log()
+    );
+    let winner = if dropped(&n1) { "node-2" } else { "node-1" };
+    assert!(
+        redis
+            .get("sluice:owner:live/twin")
+            .starts_with(&format!("{winner}|")),
+        "Redis names the node that kept its publisher"
+    );
+    let (ra, rb) = (
+        wait_for(a, Duration::from_secs(30)),
+        wait_for(b, Duration::from_secs(30)),
+    );
+    // The dropped publisher reconnects (and is refused until the winner's
+    // stream ends): it reports lost frames, the winner none.
+    let report = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let clean = [&ra, &rb]
+        .iter()
+        .filter(|o| report(o).contains("frames lost 0 "))
+        .count();
+    assert_eq!(clean, 1, "{}\n{}", report(&ra), report(&rb));
 }
