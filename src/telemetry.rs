@@ -102,6 +102,14 @@ pub fn render(shared: &Shared) -> Option<String> {
         .count();
     gauge!("sluice_streams").set(live as f64);
     gauge!("sluice_uptime_seconds").set(shared.stats.started.elapsed().as_secs_f64());
+    let (pushes, pulls) = shared.relays.counts();
+    gauge!("sluice_relays", "kind" => "push").set(pushes as f64);
+    gauge!("sluice_relays", "kind" => "pull").set(pulls as f64);
+    if let Some(c) = &shared.cluster {
+        let v = c.view();
+        gauge!("sluice_cluster_registry_up").set(if v.healthy { 1.0 } else { 0.0 });
+        gauge!("sluice_cluster_nodes").set(v.nodes.len() as f64);
+    }
     Some(handle.render())
 }
 

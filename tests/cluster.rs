@@ -74,7 +74,7 @@ fn node(redis: &Redis, id: &str) -> Server {
         "rtmp {{ drain_timeout 10s;\n\
          cluster {{ registry redis://127.0.0.1:{}/0; advertise rtmp://127.0.0.1:{port}; node_id {id}; lease 3s; }}\n\
          server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
-         http {{ server {{ listen 127.0.0.1:{http}; location /stat {{ rtmp_stat all; }} }} }}",
+         http {{ server {{ listen 127.0.0.1:{http}; location /stat {{ rtmp_stat all; }} location /metrics {{ rtmp_metrics on; }} }} }}",
         redis.port
     );
     Server::with_config(&conf, port)
@@ -248,8 +248,20 @@ fn local_streams_flow_while_redis_is_down() {
     sleep(Duration::from_millis(800));
     let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("r")]);
     assert!(n2.wait_log("pull: playing upstream"), "{}", n2.log());
+    let metrics = |s: &Server| String::from_utf8(http_get(stat_port(s), "/metrics").1).unwrap();
+    assert!(
+        metrics(&n2).contains("sluice_relays{kind=\"pull\"} 1"),
+        "{}",
+        metrics(&n2)
+    );
     sleep(Duration::from_secs(3));
+    assert!(metrics(&n1).contains("sluice_cluster_registry_up 1"));
     redis.stop();
+    let t = Instant::now();
+    while !metrics(&n1).contains("sluice_cluster_registry_up 0") {
+        assert!(t.elapsed() < Duration::from_secs(6), "{}", metrics(&n1));
+        sleep(Duration::from_millis(200));
+    }
     let out = wait_for(publ, Duration::from_secs(30));
     assert!(out.status.success());
     wait_for(p1, Duration::from_secs(15));

@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The relay tests time moves against GOPs; run them one at a time so a
+/// loaded 2-core machine does not stretch a move past a GOP.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn conf_on(port: u16, app_body: &str) -> String {
     format!(
         "rtmp {{ drain_timeout 10s; server {{ listen 127.0.0.1:{port}; application live {{ live on; {app_body} }} }} }}"
@@ -46,6 +54,7 @@ fn wait_closed(port: u16) {
 /// source exactly, payload for payload.
 #[test]
 fn push_relay_follows_go_away_without_loss() {
+    let _serial = serial();
     let pb = free_port();
     let mut b = Server::with_config(&conf_on(pb, ""), pb);
     let a = Server::start(&format!("push rtmp://127.0.0.1:{pb}/live;"));
@@ -62,8 +71,19 @@ fn push_relay_follows_go_away_without_loss() {
     b.wait_exit(Duration::from_secs(15));
     let out = wait_for(publ, Duration::from_secs(30));
     assert!(out.status.success());
-    wait_for(play_b, Duration::from_secs(10));
-    wait_for(play_b2, Duration::from_secs(15));
+    let logs = || format!("A:\n{}\nB:\n{}\nB2:\n{}", a.log(), b.log(), b2.log());
+    let mut play_b = play_b;
+    let t = Instant::now();
+    while play_b.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "B's player did not end\n{}",
+            logs()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    let st = wait_for(play_b2, Duration::from_secs(15));
+    assert!(st.status.success(), "{}", logs());
     assert!(a.log().contains("push: moved after Go Away"), "{}", a.log());
 
     let source = coded_frames(&src);
@@ -75,9 +95,24 @@ fn push_relay_follows_go_away_without_loss() {
         on_b.len(),
         on_b2.len()
     );
+    for l in a.log().lines().filter(|l| l.contains("push")) {
+        eprintln!("A: {l}");
+    }
+    for l in b2
+        .log()
+        .lines()
+        .filter(|l| l.contains("publish") || l.contains("play"))
+    {
+        eprintln!("B2: {l}");
+    }
     assert!(!on_b.is_empty() && !on_b2.is_empty());
     let joined: Vec<_> = on_b.iter().chain(on_b2.iter()).cloned().collect();
-    assert_eq!(joined.len(), source.len(), "no frame lost or doubled");
+    assert_eq!(
+        joined.len(),
+        source.len(),
+        "no frame lost or doubled\n{}",
+        logs()
+    );
     assert!(
         joined == source,
         "B then B2 is the source, payload for payload"
@@ -88,6 +123,7 @@ fn push_relay_follows_go_away_without_loss() {
 /// restarted.
 #[test]
 fn static_pull_reconnects_after_upstream_restart() {
+    let _serial = serial();
     let pu = free_port();
     let u = Server::with_config(&conf_on(pu, ""), pu);
     let e = Server::start(&format!(
@@ -125,6 +161,7 @@ fn static_pull_reconnects_after_upstream_restart() {
 /// there and played locally, as nginx-rtmp does.
 #[test]
 fn on_play_redirect_to_rtmp_pulls() {
+    let _serial = serial();
     let origin = Server::start("");
     let oport = origin.port;
     let hooks = HookServer::start(move |r| {

@@ -30,6 +30,8 @@ pub struct Relays {
     pulls: Mutex<HashSet<StreamKey>>,
     /// Publisher ids of pulls: a local publisher may replace them.
     ingests: Mutex<HashSet<u64>>,
+    /// Pushes running.
+    pushes: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -48,6 +50,23 @@ impl Relays {
     /// Whether publisher `id` is a pull (not a client).
     pub fn is_ingest(&self, id: u64) -> bool {
         lock(&self.ingests).contains(&id)
+    }
+
+    /// (pushes, pulls) running, for metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (self.pushes.load(Ordering::Relaxed), lock(&self.pulls).len())
+    }
+
+    /// Runs a push, counted while it runs.
+    fn spawn_push(shared: &Arc<Shared>, p: push::Push) {
+        use std::sync::atomic::Ordering;
+        let shared = shared.clone();
+        shared.relays.pushes.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            push::run(p).await;
+            shared.relays.pushes.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     pub fn pull_ended(&self, key: &StreamKey) {
@@ -73,12 +92,13 @@ impl Relays {
             return;
         };
         for t in app.relay.pushes.iter().filter(|t| t.matches(&key.name)) {
-            tokio::spawn(push::run(push::Push {
+            let p = push::Push {
                 key: key.clone(),
                 stream: stream.clone(),
                 target: t.clone(),
                 reconnect: app.relay.push_reconnect,
-            }));
+            };
+            Self::spawn_push(shared, p);
         }
     }
 
@@ -92,12 +112,13 @@ impl Relays {
             .map_or(std::time::Duration::from_secs(3), |a| {
                 a.relay.push_reconnect
             });
-        tokio::spawn(push::run(push::Push {
+        let p = push::Push {
             key: key.clone(),
             stream: stream.clone(),
             target,
             reconnect,
-        }));
+        };
+        Self::spawn_push(shared, p);
     }
 
     /// A player joined `key`, which is not published here: pull it from

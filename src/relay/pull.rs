@@ -58,6 +58,9 @@ pub struct Pull {
 const HOLD_MAX: usize = 2048;
 /// How long the old upstream may go on after the owner changed.
 const HOLD_TIME: Duration = Duration::from_secs(5);
+/// After the owner's stream ended with no change of owner: how long to wait
+/// for its release (or a move) before playing the same owner again.
+const OWNER_SETTLE: Duration = Duration::from_secs(3);
 
 struct Next {
     up: Handle,
@@ -150,7 +153,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                     }
                 }
                 Event::Ended(why) => {
-                    cur = None;
+                    let ended = cur.take().map(|h| h.url.addr());
                     if let Some(n) = next.take() {
                         info!(stream = what, to = %n.up.url.addr(), "pull: {why}; continuing from the new upstream");
                         cut_over(ingest.as_mut(), n.held);
@@ -174,6 +177,13 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                                 if let Some(i) = ingest.take() {
                                     i.stream.unpublish(id);
                                 }
+                            } else if w.url().map(|u| u.addr()) == ended {
+                                // Its stream ended on the same owner: its
+                                // release is probably on its way to the
+                                // directory. Wait for it (the change feed
+                                // wakes us) before asking the owner again.
+                                info!(stream = what, "pull: {why}; waiting for the owner's next move");
+                                retry_at = Instant::now() + OWNER_SETTLE;
                             } else {
                                 info!(stream = what, "pull: {why}; following the owner");
                                 retry_at = Instant::now();
@@ -199,8 +209,18 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                     next = None;
                 }
             },
-            url = owner_changed(&mut p.source) => {
-                let Some(url) = url else { continue };
+            owner = owner_changed(&mut p.source) => {
+                let Some(url) = owner else {
+                    // Released (or now ours): a stream with no upstream
+                    // left has ended here too.
+                    if cur.is_none() && next.is_none() {
+                        if let Some(i) = ingest.take() {
+                            info!(stream = what, "pull: the stream has no owner any more");
+                            i.stream.unpublish(id);
+                        }
+                    }
+                    continue;
+                };
                 let same = |h: &Option<Handle>| h.as_ref().is_some_and(|h| h.url.addr() == url.addr());
                 if same(&cur) || next.as_ref().is_some_and(|n| n.up.url.addr() == url.addr()) {
                     continue;
