@@ -77,6 +77,9 @@ pub struct Cluster {
     draining: AtomicBool,
     healthy: AtomicBool,
     inflight: AtomicUsize,
+    /// Bumped by every change from the feed: a lookup that started before
+    /// a change must not overwrite it with what it read.
+    feed_gen: std::sync::atomic::AtomicU64,
     view: Mutex<View>,
 }
 
@@ -97,6 +100,7 @@ impl Cluster {
             draining: AtomicBool::new(false),
             healthy: AtomicBool::new(true),
             inflight: AtomicUsize::new(0),
+            feed_gen: std::sync::atomic::AtomicU64::new(0),
             view: Mutex::new(View {
                 node_id: conf.node_id.clone(),
                 ..View::default()
@@ -379,6 +383,7 @@ impl Cluster {
             // Changes missed while unsubscribed: read the watched owners.
             self.refresh_watched().await;
             while let Some(c) = rx.recv().await {
+                self.feed_gen.fetch_add(1, Ordering::AcqRel);
                 self.set_owner(&c.stream, c.owner.as_deref().and_then(Owner::parse));
             }
             match feed.await {
@@ -392,10 +397,18 @@ impl Cluster {
     async fn refresh_watched(&self) {
         let sids: Vec<String> = self.watches().keys().cloned().collect();
         for sid in sids {
-            if let Ok(Ok(v)) =
-                tokio::time::timeout(Duration::from_secs(2), self.dir.owner(&sid)).await
-            {
-                self.set_owner(&sid, v.as_deref().and_then(Owner::parse));
+            self.lookup(&sid).await;
+        }
+    }
+
+    /// Reads `sid`'s owner from the directory into its watch, unless the
+    /// feed reported a change while the read was under way (the feed's
+    /// news is newer than what the read saw).
+    async fn lookup(&self, sid: &str) {
+        let gen = self.feed_gen.load(Ordering::Acquire);
+        if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(2), self.dir.owner(sid)).await {
+            if self.feed_gen.load(Ordering::Acquire) == gen {
+                self.set_owner(sid, v.as_deref().and_then(Owner::parse));
             }
         }
     }
@@ -437,12 +450,7 @@ impl OwnerWatch {
 
     /// Reads the owner from the directory now.
     pub async fn refresh(&mut self) {
-        if let Ok(Ok(v)) =
-            tokio::time::timeout(Duration::from_secs(2), self.cluster.dir.owner(&self.sid)).await
-        {
-            self.cluster
-                .set_owner(&self.sid, v.as_deref().and_then(Owner::parse));
-        }
+        self.cluster.lookup(&self.sid).await;
         self.rx.borrow_and_update();
     }
 
