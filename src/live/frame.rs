@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use crate::flv::MediaInfo;
 use crate::rtmp::chunk;
 use crate::rtmp::message::{csid, types};
+use crate::rtmp::Amf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
@@ -47,7 +48,29 @@ pub struct Frame {
     payload_len: usize,
 }
 
+/// A data message's values as a stream keeps them: without the
+/// `@setDataFrame` a publisher puts in front. Returns whether they are
+/// `onMetaData` (cached for late joiners).
+pub fn strip_set_data_frame(values: &mut Vec<Amf>) -> bool {
+    if values.first().and_then(Amf::as_str) == Some("@setDataFrame") {
+        values.remove(0);
+    }
+    values.first().and_then(Amf::as_str) == Some("onMetaData")
+}
+
 impl Frame {
+    /// A data message (metadata, `onTextData`...) as a frame.
+    pub fn data(timestamp: u32, values: &[Amf], chunk_size: usize) -> Frame {
+        let info = MediaInfo {
+            keyframe: false,
+            sequence_header: false,
+            codec_id: 0,
+            fourcc: None,
+        };
+        let payload = crate::rtmp::amf::encode_all(values);
+        Frame::new(FrameKind::Data, timestamp, info, payload, chunk_size, false)
+    }
+
     pub fn new(
         kind: FrameKind,
         timestamp: u32,

@@ -9,12 +9,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use crate::flv::{self, MediaInfo};
+use crate::flv;
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Frame, FrameKind, Stream};
-use crate::rtmp::{amf, Amf, Message};
+use crate::rtmp::{Amf, Message};
 
 pub struct Ingest {
     pub stream: Arc<Stream>,
@@ -111,19 +109,9 @@ impl Ingest {
     /// Metadata passes through as the upstream sent it (it already went
     /// through the upstream's `meta` setting).
     fn data(&mut self, ts: u32, mut values: Vec<Amf>) {
-        if values.first().and_then(Amf::as_str) == Some("@setDataFrame") {
-            values.remove(0);
-        }
-        let is_meta = values.first().and_then(Amf::as_str) == Some("onMetaData");
-        let payload: Bytes = amf::encode_all(&values);
-        let info = MediaInfo {
-            keyframe: false,
-            sequence_header: false,
-            codec_id: 0,
-            fourcc: None,
-        };
+        let is_meta = crate::live::frame::strip_set_data_frame(&mut values);
         let ts = self.ts.fix(ts, 2);
-        let frame = Frame::new(FrameKind::Data, ts, info, payload, self.chunk_size, false);
+        let frame = Frame::data(ts, &values, self.chunk_size);
         self.stream.push(self.id, Arc::new(frame), false, is_meta);
     }
 }
@@ -132,6 +120,7 @@ impl Ingest {
 mod tests {
     use super::*;
     use crate::live::stream::{PublisherId, Takeover};
+    use bytes::Bytes;
 
     fn video(ts: u32, key: bool) -> Message {
         let b0 = if key { 0x17 } else { 0x27 };

@@ -13,12 +13,12 @@ use super::drain::Target;
 use super::hooks::{Armed, PendingCmd};
 use crate::config::access::Action;
 use crate::config::Meta;
-use crate::flv::{self, MediaInfo, VIDEO_FOURCCS};
+use crate::flv::{self, VIDEO_FOURCCS};
 use crate::live::player::PlayerFilter;
 use crate::live::stream::{PublisherId, Takeover};
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Delivery, Frame, FrameKind, StreamKey};
-use crate::rtmp::amf::{self, object};
+use crate::rtmp::amf::object;
 use crate::rtmp::message::on_status;
 use crate::rtmp::{Amf, Command, UserControl};
 use crate::telemetry::Cause;
@@ -764,10 +764,7 @@ impl Connection {
         if p.stream_id != stream_id {
             return Ok(());
         }
-        if values.first().and_then(Amf::as_str) == Some("@setDataFrame") {
-            values.remove(0);
-        }
-        let is_meta = values.first().and_then(Amf::as_str) == Some("onMetaData");
+        let is_meta = crate::live::frame::strip_set_data_frame(&mut values);
         if is_meta {
             let body = values.get(1).cloned().unwrap_or(Amf::Null);
             let body = match meta_mode {
@@ -787,15 +784,8 @@ impl Connection {
             };
             values = vec![Amf::str("onMetaData"), body];
         }
-        let payload = amf::encode_all(&values);
-        let info = MediaInfo {
-            keyframe: false,
-            sequence_header: false,
-            codec_id: 0,
-            fourcc: None,
-        };
         let ts = p.ts.fix(ts, 2);
-        let frame = Arc::new(Frame::new(FrameKind::Data, ts, info, payload, chunk, false));
+        let frame = Arc::new(Frame::data(ts, &values, chunk));
         p.stream.push(self.id, frame, false, is_meta);
         Ok(())
     }
