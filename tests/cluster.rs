@@ -86,15 +86,6 @@ fn stat_port(s: &Server) -> u16 {
     conf[at..].split(';').next().unwrap().parse().unwrap()
 }
 
-fn play(server: &Server, name: &str, file: &str, extra: &[&str]) -> (Child, std::path::PathBuf) {
-    let out = server.path(file);
-    let url = server.url(name);
-    let o = out.to_str().unwrap().to_owned();
-    let mut args: Vec<&str> = vec!["play", &url, "-o", &o];
-    args.extend_from_slice(extra);
-    (sluice(&args), out)
-}
-
 /// The headline: a publisher on node 1 and a player on node 3 (an edge
 /// pull). Node 1 is stopped mid-stream; the publisher moves to node 2 at a
 /// keyframe and node 3's edge follows: the player gets every coded frame
@@ -106,7 +97,7 @@ fn rolling_restart_moves_publisher_and_edge_without_loss() {
     let n2 = node(&redis, "node-2");
     let n3 = node(&redis, "node-3");
     let src = make_source(n3.dir.path(), 16);
-    let (p3, f3) = play(&n3, "m", "n3.flv", &["--until-unpublish"]);
+    let (p3, f3) = sluice_play(&n3, "m", "n3.flv", &["--until-unpublish"]);
     sleep(Duration::from_millis(800));
     let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("m"), &n2.url("m")]);
     assert!(n1.wait_log("publish"), "{}", n1.log());
@@ -243,8 +234,8 @@ fn local_streams_flow_while_redis_is_down() {
     let n1 = node(&redis, "node-1");
     let n2 = node(&redis, "node-2");
     let src = make_source(n1.dir.path(), 10);
-    let (p1, f1) = play(&n1, "r", "local.flv", &["--until-unpublish"]);
-    let (p2, f2) = play(&n2, "r", "edge.flv", &["--duration", "9"]);
+    let (p1, f1) = sluice_play(&n1, "r", "local.flv", &["--until-unpublish"]);
+    let (p2, f2) = sluice_play(&n2, "r", "edge.flv", &["--duration", "9"]);
     sleep(Duration::from_millis(800));
     let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("r")]);
     assert!(n2.wait_log("pull: playing upstream"), "{}", n2.log());

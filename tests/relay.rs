@@ -23,20 +23,6 @@ fn conf_on(port: u16, app_body: &str) -> String {
     )
 }
 
-fn play(
-    server: &Server,
-    name: &str,
-    file: &str,
-    extra: &[&str],
-) -> (std::process::Child, std::path::PathBuf) {
-    let out = server.path(file);
-    let url = server.url(name);
-    let o = out.to_str().unwrap().to_owned();
-    let mut args: Vec<&str> = vec!["play", &url, "-o", &o];
-    args.extend_from_slice(extra);
-    (sluice(&args), out)
-}
-
 /// Waits until nothing listens on `port` any more.
 fn wait_closed(port: u16) {
     let t = Instant::now();
@@ -59,7 +45,7 @@ fn push_relay_follows_go_away_without_loss() {
     let mut b = Server::with_config(&conf_on(pb, ""), pb);
     let a = Server::start(&format!("push rtmp://127.0.0.1:{pb}/live;"));
     let src = make_source(a.dir.path(), 14);
-    let (play_b, fb) = play(&b, "m", "b.flv", &["--until-unpublish"]);
+    let (play_b, fb) = sluice_play(&b, "m", "b.flv", &["--until-unpublish"]);
     sleep(Duration::from_millis(800));
     let publ = sluice(&["publish", src.to_str().unwrap(), &a.url("m")]);
     assert!(b.wait_log("publish"), "the push reached B: {}", b.log());
@@ -67,7 +53,7 @@ fn push_relay_follows_go_away_without_loss() {
     b.terminate();
     wait_closed(pb);
     let b2 = Server::with_config(&conf_on(pb, ""), pb);
-    let (play_b2, fb2) = play(&b2, "m", "b2.flv", &["--until-unpublish"]);
+    let (play_b2, fb2) = sluice_play(&b2, "m", "b2.flv", &["--until-unpublish"]);
     b.wait_exit(Duration::from_secs(15));
     let out = wait_for(publ, Duration::from_secs(30));
     assert!(out.status.success());
@@ -136,7 +122,7 @@ fn static_pull_reconnects_after_upstream_restart() {
         e.log()
     );
     let publ = sluice(&["publish", src.to_str().unwrap(), &u.url("src")]);
-    let (p1, f1) = play(&e, "mirror", "e1.flv", &["--frames", "40"]);
+    let (p1, f1) = sluice_play(&e, "mirror", "e1.flv", &["--frames", "40"]);
     let out = wait_for(p1, Duration::from_secs(15));
     assert!(out.status.success());
     assert!(coded_frames(&f1).iter().filter(|f| f.0 == 9).count() >= 40);
@@ -145,7 +131,7 @@ fn static_pull_reconnects_after_upstream_restart() {
     sleep(Duration::from_millis(1500));
     let u2 = Server::with_config(&conf_on(pu, ""), pu);
     let publ2 = sluice(&["publish", src.to_str().unwrap(), &u2.url("src")]);
-    let (p2, f2) = play(&e, "mirror", "e2.flv", &["--frames", "40"]);
+    let (p2, f2) = sluice_play(&e, "mirror", "e2.flv", &["--frames", "40"]);
     let out = wait_for(p2, Duration::from_secs(15));
     assert!(out.status.success(), "{}", e.log());
     assert!(coded_frames(&f2).iter().filter(|f| f.0 == 9).count() >= 40);

@@ -162,10 +162,19 @@ pub async fn publish<R: AsyncRead + Unpin>(
 /// Connects to `url` announcing Go Away and Reconnect support, and starts
 /// publishing its stream name.
 async fn open(url: &RtmpUrl) -> anyhow::Result<ClientConn> {
-    let caps = vec![
+    open_with(url, vec![]).await
+}
+
+/// [`open`] with more fields in the connect object (a push relay's).
+pub(crate) async fn open_with(
+    url: &RtmpUrl,
+    extra: Vec<(String, Amf)>,
+) -> anyhow::Result<ClientConn> {
+    let mut caps = vec![
         ("supportsGoAway".to_owned(), Amf::Boolean(true)),
         ("capsEx".to_owned(), Amf::Number(1.0)),
     ];
+    caps.extend(extra);
     let mut conn = ClientConn::connect(url, caps).await?;
     conn.publish(&url.stream, "live").await?;
     Ok(conn)

@@ -315,6 +315,8 @@ impl Cluster {
         let mut tick = tokio::time::interval(self.conf.lease / 3);
         loop {
             tick.tick().await;
+            // Watches of edges that ended.
+            self.watches().retain(|_, tx| tx.receiver_count() > 0);
             if let Err(e) = self.renew(&drop_publisher).await {
                 self.degraded("renew", &e);
                 continue;
@@ -452,10 +454,5 @@ impl OwnerWatch {
     pub async fn refresh(&mut self) {
         self.cluster.lookup(&self.sid).await;
         self.rx.borrow_and_update();
-    }
-
-    /// The first lookup, for a new edge.
-    pub async fn init(&mut self) {
-        self.refresh().await;
     }
 }

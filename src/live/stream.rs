@@ -75,6 +75,9 @@ pub enum Takeover {
 pub struct PublisherId {
     pub id: u64,
     pub addr: std::net::IpAddr,
+    /// A pull (relay or cluster edge): any client publishing the stream
+    /// here takes it over, whatever `publish_takeover` says.
+    pub relay: bool,
 }
 
 #[derive(Default)]
@@ -133,12 +136,13 @@ impl Stream {
     ) -> Result<Option<PublisherId>, AlreadyPublishing> {
         let mut s = self.lock();
         if let Some(old) = s.publisher {
-            let allowed = match rule {
-                Takeover::Off => false,
-                Takeover::GoAway => s.moving,
-                Takeover::Addr => s.moving || old.addr == who.addr,
-                Takeover::Always => true,
-            };
+            let allowed = old.relay
+                || match rule {
+                    Takeover::Off => false,
+                    Takeover::GoAway => s.moving,
+                    Takeover::Addr => s.moving || old.addr == who.addr,
+                    Takeover::Always => true,
+                };
             if !allowed {
                 return Err(AlreadyPublishing);
             }
@@ -188,6 +192,11 @@ impl Stream {
             s.gop_valid = false;
             let _ = self.tx.send(Delivery::PublishStop);
         }
+    }
+
+    /// The current publisher's id.
+    pub fn publisher(&self) -> Option<u64> {
+        self.lock().publisher.map(|p| p.id)
     }
 
     pub fn is_publishing(&self) -> bool {
@@ -318,5 +327,28 @@ impl Stream {
     pub fn is_idle(&self) -> bool {
         let s = self.lock();
         s.publisher.is_none() && s.players == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(id: u64, relay: bool) -> PublisherId {
+        PublisherId {
+            id,
+            addr: std::net::Ipv4Addr::new(10, 0, 0, id as u8).into(),
+            relay,
+        }
+    }
+
+    #[test]
+    fn a_client_takes_a_relayed_stream_over_but_not_a_published_one() {
+        let s = Stream::new("live", "x", 16);
+        s.publish(who(1, true), Takeover::Off).unwrap();
+        let old = s.publish(who(2, false), Takeover::Off).unwrap();
+        assert_eq!(old.map(|p| p.id), Some(1), "the pull gives way");
+        assert_eq!(s.publisher(), Some(2));
+        assert!(s.publish(who(3, false), Takeover::Off).is_err());
     }
 }

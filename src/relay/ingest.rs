@@ -137,6 +137,7 @@ mod tests {
         let who = PublisherId {
             id: 7,
             addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            relay: true,
         };
         s.publish(who, Takeover::Off).unwrap();
         let (_, mut rx) = s.subscribe();

@@ -28,8 +28,6 @@ use pull::{Keep, Pull, Source};
 pub struct Relays {
     /// Streams with a pull running (one per stream and node).
     pulls: Mutex<HashSet<StreamKey>>,
-    /// Publisher ids of pulls: a local publisher may replace them.
-    ingests: Mutex<HashSet<u64>>,
     /// Pushes running.
     pushes: std::sync::atomic::AtomicUsize,
 }
@@ -39,19 +37,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Relays {
-    pub fn add_ingest(&self, id: u64) {
-        lock(&self.ingests).insert(id);
-    }
-
-    pub fn remove_ingest(&self, id: u64) {
-        lock(&self.ingests).remove(&id);
-    }
-
-    /// Whether publisher `id` is a pull (not a client).
-    pub fn is_ingest(&self, id: u64) -> bool {
-        lock(&self.ingests).contains(&id)
-    }
-
     /// (pushes, pulls) running, for metrics.
     pub fn counts(&self) -> (usize, usize) {
         use std::sync::atomic::Ordering;

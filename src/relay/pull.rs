@@ -74,10 +74,9 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
     };
     let core = shared.config.servers[p.key.server].core.clone();
     let id = shared.next_id();
-    shared.relays.add_ingest(id);
     let what = format!("{}/{}", p.key.app, p.key.name);
     if let Source::Owner(w) = &mut p.source {
-        w.init().await;
+        w.refresh().await;
     }
     let mut ingest: Option<Ingest> = None;
     let mut cur: Option<Handle> = None;
@@ -93,7 +92,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
             break;
         }
         if cur.is_none() && Instant::now() >= retry_at {
-            if let Some(url) = target(&mut p.source).await {
+            if let Some(url) = target(&p.source) {
                 let extra = match &p.source {
                     Source::Fixed { extra, .. } => extra.clone(),
                     Source::Owner(_) => vec![],
@@ -107,6 +106,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                                 let who = PublisherId {
                                     id,
                                     addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                                    relay: true,
                                 };
                                 match shared.registry.publish(
                                     &p.key,
@@ -252,7 +252,6 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
         );
     }
     shared.registry.release(&p.key);
-    shared.relays.remove_ingest(id);
     shared.relays.pull_ended(&p.key);
 }
 
@@ -281,7 +280,7 @@ async fn next_event_held(next: &mut Option<Next>) -> Event {
 }
 
 /// The URL to pull from now, if any.
-async fn target(source: &mut Source) -> Option<RtmpUrl> {
+fn target(source: &Source) -> Option<RtmpUrl> {
     match source {
         Source::Fixed { url, .. } => Some(url.clone()),
         Source::Owner(w) => w.url(),

@@ -19,11 +19,10 @@ use tracing::{info, warn};
 
 use super::RelayTarget;
 use crate::client::conn::ClientConn;
-use crate::client::publish::{poll_signals, resolve, send_tag, Headers, Signal};
+use crate::client::publish::{open_with, poll_signals, resolve, send_tag, Headers, Signal};
 use crate::client::RtmpUrl;
 use crate::flv::{Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::live::{Delivery, Frame, FrameKind, Stream, StreamKey};
-use crate::rtmp::Amf;
 
 pub struct Push {
     pub key: StreamKey,
@@ -45,14 +44,7 @@ fn tag(f: &Frame) -> Tag {
 }
 
 async fn open(url: &RtmpUrl, target: &RelayTarget) -> anyhow::Result<ClientConn> {
-    let mut extra = vec![
-        ("supportsGoAway".to_owned(), Amf::Boolean(true)),
-        ("capsEx".to_owned(), Amf::Number(1.0)),
-    ];
-    extra.extend(target.connect_fields());
-    let mut c = ClientConn::connect(url, extra).await?;
-    c.publish(&url.stream, "live").await?;
-    Ok(c)
+    open_with(url, target.connect_fields()).await
 }
 
 pub async fn run(p: Push) {

@@ -397,21 +397,12 @@ impl Connection {
         let who = PublisherId {
             id: self.id,
             addr: self.addr.ip(),
+            relay: false,
         };
-        let mut rule = self
+        let rule = self
             .connected
             .as_ref()
             .map_or(Takeover::Off, |c| c.app.takeover);
-        // A pull (an edge) gives way to a publisher of the stream here.
-        if self
-            .shared
-            .registry
-            .get(&key)
-            .and_then(|s| s.view().publisher)
-            .is_some_and(|p| self.shared.relays.is_ingest(p))
-        {
-            rule = Takeover::Always;
-        }
         let Ok((stream, replaced)) = self.shared.registry.publish(&key, queue, who, rule) else {
             warn!(id = self.id, addr = %self.addr, app = key.app, stream = name, "publish refused: already publishing");
             self.status(

@@ -244,31 +244,31 @@ impl Connection {
                     args,
                     kind,
                 },
-                answer,
-            ) => match answer {
-                Answer::Continue => {
-                    self.claimed = true;
-                    self.finish_publish(stream_id, name, args, kind)
-                }
-                _ => {
-                    let owner = match answer {
-                        Answer::Reject(o) => o,
-                        _ => String::new(),
-                    };
-                    warn!(id = self.id, addr = %self.addr, stream = name, owner, "publish refused: the stream is published on another node");
-                    self.status(
-                        stream_id,
-                        "error",
-                        "NetStream.Publish.BadName",
-                        &format!("Already publishing on node {owner}"),
-                    );
-                    self.close_after_flush = Some(close(
-                        Cause::Rejected,
-                        format!("publish refused: already publishing on node {owner}"),
-                    ));
-                    Ok(())
-                }
-            },
+                Answer::Continue,
+            ) => {
+                self.claimed = true;
+                self.finish_publish(stream_id, name, args, kind)
+            }
+            // A claim answers Continue or Reject(owner node).
+            (
+                PendingCmd::Claim {
+                    stream_id, name, ..
+                },
+                Answer::Reject(owner) | Answer::Redirect(owner),
+            ) => {
+                warn!(id = self.id, addr = %self.addr, stream = name, owner, "publish refused: the stream is published on another node");
+                self.status(
+                    stream_id,
+                    "error",
+                    "NetStream.Publish.BadName",
+                    &format!("Already publishing on node {owner}"),
+                );
+                self.close_after_flush = Some(close(
+                    Cause::Rejected,
+                    format!("publish refused: already publishing on node {owner}"),
+                ));
+                Ok(())
+            }
         }
     }
 

@@ -354,6 +354,17 @@ pub fn sluice(args: &[&str]) -> Child {
 }
 
 /// Sends SIGINT (rtmpdump and ffmpeg finish their files on it).
+/// `sluice play` of `name` on `server` into `file` in its folder, with
+/// `extra` flags (`--until-unpublish`, `--duration 9`...).
+pub fn sluice_play(server: &Server, name: &str, file: &str, extra: &[&str]) -> (Child, PathBuf) {
+    let out = server.path(file);
+    let url = server.url(name);
+    let o = out.to_str().unwrap().to_owned();
+    let mut args: Vec<&str> = vec!["play", &url, "-o", &o];
+    args.extend_from_slice(extra);
+    (sluice(&args), out)
+}
+
 pub fn interrupt(child: &Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
