@@ -77,12 +77,12 @@ impl Relays {
             return;
         };
         for t in app.relay.pushes.iter().filter(|t| t.matches(&key.name)) {
-            let p = push::Push {
-                key: key.clone(),
-                stream: stream.clone(),
-                target: t.clone(),
-                reconnect: app.relay.push_reconnect,
-            };
+            let p = push::Push::new(
+                key.clone(),
+                stream.clone(),
+                t.clone(),
+                app.relay.push_reconnect,
+            );
             Self::spawn_push(shared, p);
         }
     }
@@ -97,12 +97,7 @@ impl Relays {
             .map_or(std::time::Duration::from_secs(3), |a| {
                 a.relay.push_reconnect
             });
-        let p = push::Push {
-            key: key.clone(),
-            stream: stream.clone(),
-            target,
-            reconnect,
-        };
+        let p = push::Push::new(key.clone(), stream.clone(), target, reconnect);
         Self::spawn_push(shared, p);
     }
 

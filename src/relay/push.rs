@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -22,13 +23,38 @@ use crate::client::conn::ClientConn;
 use crate::client::publish::{open_with, poll_signals, resolve, send_tag, Headers, Signal};
 use crate::client::RtmpUrl;
 use crate::flv::{Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
-use crate::live::{Delivery, Frame, FrameKind, Stream, StreamKey};
+use crate::live::{Delivery, Frame, FrameKind, Snapshot, Stream, StreamKey};
 
 pub struct Push {
-    pub key: StreamKey,
-    pub stream: Arc<Stream>,
-    pub target: RelayTarget,
-    pub reconnect: Duration,
+    key: StreamKey,
+    stream: Arc<Stream>,
+    target: RelayTarget,
+    reconnect: Duration,
+    snap: Snapshot,
+    rx: broadcast::Receiver<Delivery>,
+}
+
+impl Push {
+    /// Joins the stream's ring now, on the caller's task: the publisher's
+    /// first frames (its first keyframe above all) may follow at once, and
+    /// a push that joined later, when its task first ran, would start a
+    /// whole GOP late.
+    pub fn new(
+        key: StreamKey,
+        stream: Arc<Stream>,
+        target: RelayTarget,
+        reconnect: Duration,
+    ) -> Push {
+        let (snap, rx) = stream.subscribe_quiet();
+        Push {
+            key,
+            stream,
+            target,
+            reconnect,
+            snap,
+            rx,
+        }
+    }
 }
 
 fn tag(f: &Frame) -> Tag {
@@ -48,7 +74,7 @@ async fn open(url: &RtmpUrl, target: &RelayTarget) -> anyhow::Result<ClientConn>
 }
 
 pub async fn run(p: Push) {
-    let (snap, mut rx) = p.stream.subscribe_quiet();
+    let Push { snap, mut rx, .. } = p;
     let url = p.target.url_for(&p.key.name);
     let what = format!(
         "{}/{} -> {}",
@@ -196,5 +222,51 @@ fn check(c: &mut ClientConn, url: &RtmpUrl, move_to: &mut Option<RtmpUrl>, lost:
         }
         Ok(_) => {}
         Err(_) => *lost = true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flv::MediaInfo;
+    use crate::live::stream::{PublisherId, Takeover};
+
+    /// The publisher's first keyframe can be pushed before a spawned push
+    /// task first runs; the push must have joined the ring already.
+    #[test]
+    fn a_push_sees_the_first_frame_pushed_after_it_is_made() {
+        let stream = Arc::new(Stream::new("live", "m", 16));
+        let who = PublisherId {
+            id: 1,
+            addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            relay: false,
+        };
+        stream.publish(who, Takeover::Off).unwrap();
+        let key = StreamKey {
+            server: 0,
+            app: "live".into(),
+            name: "m".into(),
+        };
+        let target = RelayTarget::parse(&["rtmp://127.0.0.1:1/live".into()], false).unwrap();
+        let mut p = Push::new(key, stream.clone(), target, Duration::from_secs(3));
+        let info = MediaInfo {
+            keyframe: true,
+            sequence_header: false,
+            codec_id: 7,
+            fourcc: None,
+        };
+        let key_frame = Frame::new(
+            FrameKind::Video,
+            0,
+            info,
+            bytes::Bytes::from_static(&[0x17, 1, 0, 0, 0, 9]),
+            4096,
+            false,
+        );
+        stream.push(1, Arc::new(key_frame), true, true);
+        match p.rx.try_recv() {
+            Ok(Delivery::Frame(f)) => assert!(f.is_video_key()),
+            _ => panic!("the push missed the first keyframe"),
+        }
     }
 }
