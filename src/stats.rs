@@ -36,6 +36,8 @@ pub struct ConnInfo {
     /// How the client can be moved: `goaway` (type 32), `reconnect`
     /// (Enhanced RTMP v2), or empty.
     pub moves: &'static str,
+    /// A relay this server opened (a pull), not an accepted connection.
+    pub relay: bool,
 }
 
 /// A connection's own counters, copied to its [`ConnStat`] once a second.
@@ -160,6 +162,16 @@ impl Stats {
 
     pub fn register(&self, id: u64, addr: SocketAddr) -> Arc<ConnStat> {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.insert(id, addr)
+    }
+
+    /// A relay's row: shown with the connections, but not accepted by a
+    /// listener, so not counted in `naccepted`.
+    pub fn register_relay(&self, id: u64, addr: SocketAddr) -> Arc<ConnStat> {
+        self.insert(id, addr)
+    }
+
+    fn insert(&self, id: u64, addr: SocketAddr) -> Arc<ConnStat> {
         let c = Arc::new(ConnStat {
             id,
             addr,
@@ -249,6 +261,17 @@ mod tests {
         assert_eq!(s.connections().len(), 1);
         assert_eq!(s.totals(), (1005, 2010), "closed bytes still counted");
         assert_eq!(s.accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_relay_row_is_listed_but_not_accepted() {
+        let s = Stats::default();
+        let r = s.register_relay(9, "127.0.0.1:1935".parse().unwrap());
+        r.update(|i| i.relay = true);
+        assert_eq!(s.accepted.load(Ordering::Relaxed), 0);
+        assert!(s.connections()[0].info.relay);
+        s.unregister(9);
+        assert!(s.connections().is_empty());
     }
 
     #[test]

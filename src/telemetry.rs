@@ -91,7 +91,10 @@ pub fn render(shared: &Shared) -> Option<String> {
         (Role::Player, "player"),
         (Role::None, "other"),
     ] {
-        let n = conns.iter().filter(|c| c.info.role == role).count();
+        let n = conns
+            .iter()
+            .filter(|c| c.info.role == role && !c.info.relay)
+            .count();
         gauge!("sluice_connections", "role" => label).set(n as f64);
     }
     let live = shared

@@ -107,8 +107,31 @@ fn rolling_restart_moves_publisher_and_edge_without_loss() {
         n3.log()
     );
     assert!(redis.get("sluice:owner:live/m").starts_with("node-1|"));
+    let started = Instant::now();
+    // Node 3's /stat shows its edge pull as the stream's publishing
+    // client, with the rate it receives; it is no accepted connection.
+    sleep(Duration::from_millis(2500));
+    let (_, body) = http_get(stat_port(&n3), "/stat?format=json");
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let stream = &doc["servers"][0]["applications"][0]["live"]["streams"][0];
+    assert_eq!(stream["name"], "m", "{doc}");
+    let publisher = stream["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["publishing"] == true)
+        .unwrap_or_else(|| panic!("the pull is the publishing client: {doc}"));
+    assert!(publisher["flashver"].as_str().unwrap().contains("relay"));
+    assert!(stream["bw_in"].as_u64().unwrap() > 20_000, "{doc}");
+    assert!(stream["bw_video"].as_u64().unwrap() > 0, "{doc}");
+    let (_, metrics) = http_get(stat_port(&n3), "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("sluice_connections{role=\"publisher\"} 0"),
+        "a pull is not counted as a connection: {metrics}"
+    );
     // mid-GOP (1 s GOP)
-    sleep(Duration::from_millis(5500));
+    sleep(Duration::from_millis(5500).saturating_sub(started.elapsed()));
     n1.terminate();
     n1.wait_exit(Duration::from_secs(15));
     assert!(n1.log().contains("cluster: withdrawn"), "{}", n1.log());

@@ -13,6 +13,7 @@ use crate::flv;
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Frame, FrameKind, Stream};
 use crate::rtmp::{Amf, Message};
+use crate::stats::Counters;
 
 pub struct Ingest {
     pub stream: Arc<Stream>,
@@ -26,7 +27,9 @@ pub struct Ingest {
     resync: bool,
     seen_video: bool,
     pub frames: u64,
-    pub bytes: u64,
+    /// Media payload bytes taken, and the last timestamp: the pull's row in
+    /// /stat.
+    pub counters: Counters,
 }
 
 impl Ingest {
@@ -47,7 +50,7 @@ impl Ingest {
             resync: false,
             seen_video: false,
             frames: 0,
-            bytes: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -100,7 +103,13 @@ impl Ingest {
         let track = if kind == FrameKind::Video { 1 } else { 0 };
         let ts = self.ts.fix(ts, track);
         self.frames += 1;
-        self.bytes += payload.len() as u64;
+        let c = &mut self.counters;
+        c.bytes_in += payload.len() as u64;
+        match kind {
+            FrameKind::Video => c.video += payload.len() as u64,
+            _ => c.audio += payload.len() as u64,
+        }
+        c.timestamp = ts;
         let frame = Frame::new(kind, ts, info, payload, self.chunk_size, self.interleave);
         self.stream
             .push(self.id, Arc::new(frame), self.gop_cache, false);

@@ -11,6 +11,7 @@
 pub mod ingest;
 pub mod pull;
 pub mod push;
+pub mod stat;
 pub mod target;
 pub mod upstream;
 

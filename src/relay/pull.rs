@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::ingest::Ingest;
+use super::stat::PullStat;
 use super::upstream::{self, Event, Handle};
 use crate::client::RtmpUrl;
 use crate::live::stream::{PublisherId, Takeover};
@@ -83,7 +84,9 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
     let mut next: Option<Next> = None;
     let mut retry_at = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut row = PullStat::new(shared.clone(), id, p.key.clone());
     loop {
+        row.sync(ingest.as_ref(), cur.as_ref().map(|h| &h.url), false);
         if shared.drain.phase() != crate::server::drain::Phase::Running {
             break;
         }
@@ -237,7 +240,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                     Err(e) => warn!(stream = what, "pull: cannot reach the new owner yet: {e:#}"),
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => row.sync(ingest.as_ref(), cur.as_ref().map(|h| &h.url), true),
         }
     }
     drop(cur);
@@ -247,7 +250,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
         info!(
             stream = what,
             frames = i.frames,
-            bytes = i.bytes,
+            bytes = i.counters.bytes_in,
             "pull: stopped"
         );
     }
