@@ -41,16 +41,9 @@ mkdir -p "$out"
 trap 'pkill -P $$ 2>/dev/null || true' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-media() { # name bitrate size seconds
-  [ -s "$out/$1" ] && return
-  ffmpeg -hide_banner -loglevel error -y \
-    -f lavfi -i "testsrc2=size=$3:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=44100" \
-    -t "$4" -c:v libx264 -preset ultrafast -tune zerolatency -b:v "$2" -minrate "$2" -maxrate "$2" \
-    -bufsize 1M -x264-params nal-hrd=cbr -g 30 -pix_fmt yuv420p -c:a aac -b:a 128k \
-    -f flv "$out/$1"
-}
-media a4m.flv 4M 1280x720 30
-media a1m.flv 1M 640x360 30
+. bench/media.sh
+media "$out/a4m.flv" 4M 1280x720 30
+media "$out/a1m.flv" 1M 640x360 30
 
 sport=19350
 nport=19351

@@ -11,10 +11,9 @@ po=19381; pe=19382; pr=19383
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release -q
 bin=target/release/sluice
-# ~4 Mbps 720p30 H.264 (CBR with filler) + AAC, 1 s GOP
-ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine \
-  -t $((secs + 10)) -c:v libx264 -preset ultrafast -b:v 4M -minrate 4M -maxrate 4M -bufsize 2M \
-  -x264-params nal-hrd=cbr -g 30 -pix_fmt yuv420p -c:a aac -f flv "$work/src.flv"
+. bench/media.sh
+# the media of bench/compare.sh load (a), so its figures compare
+media "$work/src.flv" 4M 1280x720 $((secs + 10))
 node() { # id port
   printf 'rtmp { cluster { registry redis://127.0.0.1:%s/0; advertise rtmp://127.0.0.1:%s; node_id %s; }
   server { listen 127.0.0.1:%s; application live { live on; } } }\n' $pr "$2" "$1" "$2" > "$work/$1.conf"
