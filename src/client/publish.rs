@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::conn::{status_code, ClientConn};
 use super::url::RtmpUrl;
-use crate::flv::{self, FlvParser, Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
+use crate::flv::{self, Anchor, Configs, FlvParser, Media, Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::rtmp::message::types;
 use crate::rtmp::{amf, Amf, Message};
 
@@ -260,23 +260,26 @@ pub(crate) fn send_tag(conn: &mut ClientConn, tag: &Tag) {
 #[derive(Default)]
 pub(crate) struct Headers {
     meta: Option<Tag>,
-    video: Option<Tag>,
-    audio: Option<Tag>,
+    /// Every track's decoder configuration.
+    configs: Configs<Tag>,
     seen_video: bool,
+    anchor: Anchor,
 }
 
 impl Headers {
     pub(crate) fn remember(&mut self, tag: &Tag) {
         match tag.tag_type {
             TAG_SCRIPT => self.meta = Some(tag.clone()),
-            TAG_VIDEO => {
-                self.seen_video = true;
-                if flv::video_info(&tag.data).is_ok_and(|i| i.sequence_header) {
-                    self.video = Some(tag.clone());
+            TAG_VIDEO | TAG_AUDIO => {
+                let media = if tag.tag_type == TAG_VIDEO {
+                    self.seen_video = true;
+                    Media::Video
+                } else {
+                    Media::Audio
+                };
+                if let Some(key) = flv::config_key(media, &tag.data) {
+                    self.configs.insert(key, tag.data.len(), tag.clone());
                 }
-            }
-            TAG_AUDIO if flv::audio_info(&tag.data).is_ok_and(|i| i.sequence_header) => {
-                self.audio = Some(tag.clone());
             }
             _ => {}
         }
@@ -284,9 +287,10 @@ impl Headers {
 
     /// A place where a new connection can start decoding: a video keyframe,
     /// or any audio frame when the input has no video.
-    pub(crate) fn is_boundary(&self, tag: &Tag) -> bool {
+    pub(crate) fn is_boundary(&mut self, tag: &Tag) -> bool {
         match tag.tag_type {
-            TAG_VIDEO => flv::video_info(&tag.data).is_ok_and(|i| i.keyframe && !i.sequence_header),
+            TAG_VIDEO => flv::video_info(&tag.data)
+                .is_ok_and(|i| !i.sequence_header && self.anchor.is_start(i.keyframe, i.track)),
             TAG_AUDIO => {
                 !self.seen_video && flv::audio_info(&tag.data).is_ok_and(|i| !i.sequence_header)
             }
@@ -296,7 +300,7 @@ impl Headers {
 
     /// Sends metadata and sequence headers (not `current` itself) first.
     pub(crate) fn replay(&self, conn: &mut ClientConn, current: &Tag) {
-        for t in [&self.meta, &self.video, &self.audio].into_iter().flatten() {
+        for t in self.meta.iter().chain(self.configs.iter()) {
             if t != current {
                 let mut t = t.clone();
                 t.timestamp = current.timestamp;

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::segmenter::{HlsConf, HlsOp, Segmenter};
 use super::ts::VideoCodec;
-use crate::flv;
+use crate::flv::{body, Codec, Media, Packet};
 use crate::live::{Delivery, Frame, FrameKind, Stream};
 
 pub fn spawn(stream: Arc<Stream>, conf: HlsConf, name: String) {
@@ -64,59 +64,51 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Feeds the stream's default tracks (id 0: the only ones of a legacy
+/// stream, the first of an Enhanced RTMP multitrack one) to the segmenter;
+/// other tracks are not in the HLS output.
 fn feed(seg: &mut Segmenter, f: &Frame, ops: &mut Vec<HlsOp>) -> Result<(), String> {
+    let media = match f.kind {
+        FrameKind::Video => Media::Video,
+        FrameKind::Audio => Media::Audio,
+        FrameKind::Data => return Ok(()),
+    };
     let p = f.payload();
+    let m = body::parse(media, &p).map_err(|e| e.to_string())?;
+    let Some(u) = m.units().find_map(|u| u.ok().filter(|u| u.track == 0)) else {
+        return Ok(());
+    };
     let ts = f.timestamp as u64;
-    match f.kind {
-        FrameKind::Video => {
-            let (codec, body, ptype, cts) = match (p.first().map(|b| b & 0x8f), f.info.fourcc) {
-                // Legacy AVC: [type|7][packet type][cts 24][data].
-                (Some(7), None) => (
-                    VideoCodec::H264,
-                    p.get(5..).unwrap_or_default(),
-                    p.get(1).copied().unwrap_or(9),
-                    flv::composition_offset(&p),
-                ),
-                (_, Some(fourcc)) if &fourcc == b"hvc1" => {
-                    // Enhanced: [flags|type][fourcc][cts 24 for type 1][data].
-                    let ptype = p[0] & 0x0f;
-                    match ptype {
-                        0 => (VideoCodec::Hevc, p.get(5..).unwrap_or_default(), 0, 0),
-                        1 => (
-                            VideoCodec::Hevc,
-                            p.get(8..).unwrap_or_default(),
-                            1,
-                            p.get(5..8).map_or(0, |c| {
-                                (((c[0] as i32) << 16 | (c[1] as i32) << 8 | c[2] as i32) << 8) >> 8
-                            }),
-                        ),
-                        3 => (VideoCodec::Hevc, p.get(5..).unwrap_or_default(), 1, 0),
-                        _ => return Ok(()),
-                    }
-                }
+    match media {
+        Media::Video => {
+            let codec = match u.codec {
+                Codec::Legacy(7) | Codec::FourCc([b'a', b'v', b'c', b'1']) => VideoCodec::H264,
+                Codec::Legacy(12) | Codec::FourCc([b'h', b'v', b'c', b'1']) => VideoCodec::Hevc,
                 _ => return Err("HLS carries H.264 and HEVC video only".into()),
             };
-            match ptype {
-                0 => seg.video_config(codec, body).map_err(|e| e.to_string()),
-                1 => seg
-                    .video(body, ts, cts, f.info.keyframe, wall_ms(), ops)
+            match u.packet {
+                Packet::Config => seg.video_config(codec, u.data).map_err(|e| e.to_string()),
+                Packet::Coded => seg
+                    .video(u.data, ts, u.cts, m.is_key(), wall_ms(), ops)
                     .map_err(|e| e.to_string()),
                 _ => Ok(()),
             }
         }
-        FrameKind::Audio => {
-            if p.first().map(|b| b >> 4) != Some(10) {
+        Media::Audio => {
+            if !matches!(
+                u.codec,
+                Codec::Legacy(10) | Codec::FourCc([b'm', b'p', b'4', b'a'])
+            ) {
                 return Err("HLS carries AAC audio only".into());
             }
-            match p.get(1) {
-                Some(0) => seg.audio_config(&p[2..]).map_err(|e| e.to_string()),
-                Some(1) => seg
-                    .audio(&p[2..], ts, wall_ms(), ops)
+            match u.packet {
+                Packet::Config => seg.audio_config(u.data).map_err(|e| e.to_string()),
+                Packet::Coded => seg
+                    .audio(u.data, ts, wall_ms(), ops)
                     .map_err(|e| e.to_string()),
                 _ => Ok(()),
             }
         }
-        FrameKind::Data => Ok(()),
     }
 }
 

@@ -57,10 +57,7 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
         let mut epoch: Option<u32> = None;
         let mut out = BytesMut::new();
         out.extend_from_slice(&flv::file_header(true, true));
-        for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
-            .into_iter()
-            .flatten()
-        {
+        for f in snap.headers() {
             tag(f, &mut epoch, &mut out);
         }
         for f in &snap.gop {

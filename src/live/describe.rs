@@ -9,7 +9,10 @@
 
 use serde::Serialize;
 
-use super::frame::Frame;
+use std::sync::Arc;
+
+use super::frame::{Frame, FrameKind};
+use crate::flv::{body, Codec, Media, Packet};
 use crate::rtmp::amf::{self, Amf};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -36,6 +39,31 @@ pub struct AudioDesc {
 pub struct MediaDesc {
     pub video: VideoDesc,
     pub audio: AudioDesc,
+    /// Every track of an Enhanced RTMP multitrack stream, video first,
+    /// by id; empty for the usual one video and one audio track.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackDesc>,
+}
+
+/// One track of a multitrack stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackDesc {
+    #[serde(rename = "type", serialize_with = "media_name")]
+    pub kind: Media,
+    pub id: u8,
+    /// For video tracks; codec and profile from its configuration record,
+    /// size from `videoTrackIdInfoMap` (or the top-level fields for id 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoDesc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioDesc>,
+}
+
+fn media_name<S: serde::Serializer>(m: &Media, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match m {
+        Media::Video => "video",
+        Media::Audio => "audio",
+    })
 }
 
 /// nginx-rtmp's names for legacy FLV video codec ids.
@@ -120,38 +148,102 @@ const AAC_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 
-/// Describes a stream from its cached onMetaData and sequence headers.
-pub fn describe(meta: Option<&Frame>, video: Option<&Frame>, audio: Option<&Frame>) -> MediaDesc {
+/// Describes a stream from its cached onMetaData and decoder
+/// configurations: the default (id 0) video and audio tracks at the top,
+/// and with Enhanced RTMP multitrack, every track in `tracks`.
+pub fn describe<'a>(
+    meta: Option<&Frame>,
+    configs: impl Iterator<Item = &'a Arc<Frame>>,
+) -> MediaDesc {
     let mut d = MediaDesc::default();
-    if let Some(m) = meta {
-        apply_meta(&mut d, &m.payload());
+    let meta = meta.and_then(|m| amf::decode_all(&m.payload()).ok());
+    let props = meta
+        .as_ref()
+        .and_then(|v| v.iter().find(|v| v.props().is_some()));
+    if let Some(o) = props {
+        apply_meta(&mut d, o);
     }
-    if let Some(v) = video {
-        apply_video_config(&mut d.video, v.info.codec_id, v.info.fourcc, &v.payload());
+    let mut multitrack = false;
+    for f in configs {
+        let media = match f.kind {
+            FrameKind::Video => Media::Video,
+            FrameKind::Audio => Media::Audio,
+            FrameKind::Data => continue,
+        };
+        let payload = f.payload();
+        let Ok(m) = body::parse(media, &payload) else {
+            continue;
+        };
+        if m.packet() != Packet::Config {
+            continue;
+        }
+        for u in m.units().map_while(Result::ok) {
+            multitrack |= u.track != 0;
+            let mut t = TrackDesc {
+                kind: media,
+                id: u.track,
+                video: None,
+                audio: None,
+            };
+            match media {
+                Media::Video => {
+                    let mut v = VideoDesc::default();
+                    apply_video_config(&mut v, u.codec, u.data);
+                    let info = props.and_then(|o| track_info(o, "videoTrackIdInfoMap", u.track));
+                    if let Some(o) = info {
+                        apply_video_meta(&mut v, o);
+                    }
+                    if u.track == 0 {
+                        apply_video_config(&mut d.video, u.codec, u.data);
+                        (v.width, v.height, v.frame_rate) =
+                            (d.video.width, d.video.height, d.video.frame_rate);
+                    }
+                    t.video = Some(v);
+                }
+                Media::Audio => {
+                    let mut a = AudioDesc::default();
+                    apply_audio_config(&mut a, u.codec, u.data);
+                    if u.track == 0 {
+                        apply_audio_config(&mut d.audio, u.codec, u.data);
+                    }
+                    t.audio = Some(a);
+                }
+            }
+            d.tracks.retain(|o| (o.kind, o.id) != (media, u.track));
+            d.tracks.push(t);
+        }
     }
-    if let Some(a) = audio {
-        apply_audio_config(&mut d.audio, a.info.codec_id, a.info.fourcc, &a.payload());
+    if !multitrack {
+        d.tracks.clear();
     }
+    d.tracks.sort_by_key(|t| (t.kind == Media::Audio, t.id));
     d
+}
+
+/// `videoTrackIdInfoMap` / `audioTrackIdInfoMap` entry of a track: an
+/// object keyed by the track id.
+fn track_info<'a>(o: &'a Amf, map: &str, id: u8) -> Option<&'a Amf> {
+    o.get(map)?.get(&id.to_string())
 }
 
 fn num(o: &Amf, key: &str) -> Option<f64> {
     o.get(key).and_then(Amf::as_f64).filter(|v| v.is_finite())
 }
 
-fn apply_meta(d: &mut MediaDesc, payload: &[u8]) {
-    let Ok(values) = amf::decode_all(payload) else {
-        return;
-    };
-    let Some(o) = values.iter().find(|v| v.props().is_some()) else {
-        return;
-    };
-    let clamp = |v: f64| v.clamp(0.0, u32::MAX as f64) as u32;
-    d.video.width = num(o, "width").map_or(0, clamp);
-    d.video.height = num(o, "height").map_or(0, clamp);
-    d.video.frame_rate = num(o, "framerate")
+fn clamp(v: f64) -> u32 {
+    v.clamp(0.0, u32::MAX as f64) as u32
+}
+
+fn apply_video_meta(v: &mut VideoDesc, o: &Amf) {
+    v.width = num(o, "width").map_or(v.width, clamp);
+    v.height = num(o, "height").map_or(v.height, clamp);
+    v.frame_rate = num(o, "framerate")
         .or_else(|| num(o, "fps"))
-        .map_or(0, |f| clamp(f.round()));
+        .map_or(v.frame_rate, |f| clamp(f.round()));
+}
+
+fn apply_meta(d: &mut MediaDesc, o: &Amf) {
+    apply_video_meta(&mut d.video, o);
     if let Some(id) = num(o, "videocodecid") {
         d.video.codec = video_codec_name(clamp(id).min(255) as u8).to_owned();
     }
@@ -166,17 +258,20 @@ fn apply_meta(d: &mut MediaDesc, payload: &[u8]) {
     };
 }
 
-fn apply_video_config(v: &mut VideoDesc, codec_id: u8, fourcc: Option<[u8; 4]>, p: &[u8]) {
-    let (name, record) = match fourcc {
-        // Enhanced: byte 0, FourCC, then the configuration record.
-        Some(f) => (fourcc_name(&f), p.get(5..)),
-        // Legacy AVC/HEVC: byte 0, packet type, composition time (3).
-        None => (video_codec_name(codec_id).to_owned(), p.get(5..)),
-    };
+fn codec_name(codec: Codec, legacy: fn(u8) -> &'static str) -> String {
+    match codec {
+        Codec::FourCc(f) => fourcc_name(&f),
+        Codec::Legacy(id) => legacy(id).to_owned(),
+        Codec::None => String::new(),
+    }
+}
+
+/// `rec` is the track's configuration record.
+fn apply_video_config(v: &mut VideoDesc, codec: Codec, rec: &[u8]) {
+    let name = codec_name(codec, video_codec_name);
     if !name.is_empty() {
         v.codec = name;
     }
-    let Some(rec) = record else { return };
     if v.codec == "H264" && rec.len() >= 4 && rec[0] == 1 {
         // AVCDecoderConfigurationRecord: version, profile, compat, level.
         v.profile = avc_profile_name(rec[1]).to_owned();
@@ -185,11 +280,9 @@ fn apply_video_config(v: &mut VideoDesc, codec_id: u8, fourcc: Option<[u8; 4]>, 
     }
 }
 
-fn apply_audio_config(a: &mut AudioDesc, codec_id: u8, fourcc: Option<[u8; 4]>, p: &[u8]) {
-    let (name, asc) = match fourcc {
-        Some(f) => (fourcc_name(&f), p.get(5..)),
-        None => (audio_codec_name(codec_id).to_owned(), p.get(2..)),
-    };
+/// `asc` is the track's configuration (AudioSpecificConfig for AAC).
+fn apply_audio_config(a: &mut AudioDesc, codec: Codec, asc: &[u8]) {
+    let name = codec_name(codec, audio_codec_name);
     if !name.is_empty() {
         a.codec = name;
     }
@@ -198,7 +291,7 @@ fn apply_audio_config(a: &mut AudioDesc, codec_id: u8, fourcc: Option<[u8; 4]>, 
     }
     // AudioSpecificConfig: object type (5 bits), frequency index (4),
     // channel configuration (4).
-    let Some(&[b0, b1, ..]) = asc else { return };
+    let &[b0, b1, ..] = asc else { return };
     let object_type = b0 >> 3;
     let freq = ((b0 & 0x07) << 1) | (b1 >> 7);
     let chan = (b1 >> 3) & 0x0f;
@@ -218,7 +311,7 @@ mod tests {
     use crate::live::FrameKind;
     use bytes::Bytes;
 
-    fn frame(kind: FrameKind, payload: &[u8]) -> Frame {
+    fn frame(kind: FrameKind, payload: &[u8]) -> Arc<Frame> {
         let info = match kind {
             FrameKind::Video => video_info(payload).unwrap(),
             FrameKind::Audio => audio_info(payload).unwrap(),
@@ -227,9 +320,17 @@ mod tests {
                 sequence_header: false,
                 codec_id: 0,
                 fourcc: None,
+                track: 0,
             },
         };
-        Frame::new(kind, 0, info, Bytes::copy_from_slice(payload), 128, false)
+        Arc::new(Frame::new(
+            kind,
+            0,
+            info,
+            Bytes::copy_from_slice(payload),
+            128,
+            false,
+        ))
     }
 
     #[test]
@@ -252,9 +353,9 @@ mod tests {
         let aac = [0xaf, 0, 0x12, 0x10];
         let d = describe(
             Some(&frame(FrameKind::Data, &meta)),
-            Some(&frame(FrameKind::Video, &avc)),
-            Some(&frame(FrameKind::Audio, &aac)),
+            [frame(FrameKind::Video, &avc), frame(FrameKind::Audio, &aac)].iter(),
         );
+        assert!(d.tracks.is_empty(), "one track of each: no track list");
         assert_eq!(
             (d.video.width, d.video.height, d.video.frame_rate),
             (1280, 720, 30)
@@ -277,11 +378,72 @@ mod tests {
     #[test]
     fn enhanced_hevc_and_garbage() {
         let hevc = [0x90, b'h', b'v', b'c', b'1', 1, 2, 3];
-        let d = describe(None, Some(&frame(FrameKind::Video, &hevc)), None);
+        let d = describe(None, [frame(FrameKind::Video, &hevc)].iter());
         assert_eq!(d.video.codec, "HEVC");
         assert_eq!(d.video.profile, "");
         // Metadata that is not AMF is ignored, not an error.
-        let d = describe(Some(&frame(FrameKind::Data, &[0xff, 1, 2])), None, None);
+        let d = describe(Some(&frame(FrameKind::Data, &[0xff, 1, 2])), [].iter());
         assert_eq!(d, MediaDesc::default());
+    }
+
+    /// ffmpeg 9's layout: track 0 legacy, track 1 in OneTrack messages;
+    /// the second video track's size from `videoTrackIdInfoMap`.
+    #[test]
+    fn multitrack_lists_every_track() {
+        let meta = amf::encode_all(&[
+            Amf::str("onMetaData"),
+            amf::object([
+                ("width", Amf::Number(1280.0)),
+                ("height", Amf::Number(720.0)),
+                (
+                    "videoTrackIdInfoMap",
+                    amf::object([(
+                        "1",
+                        amf::object([
+                            ("width", Amf::Number(640.0)),
+                            ("height", Amf::Number(360.0)),
+                        ]),
+                    )]),
+                ),
+            ]),
+        ]);
+        let configs = [
+            frame(FrameKind::Video, &[0x17, 0, 0, 0, 0, 1, 100, 0, 31]),
+            frame(
+                FrameKind::Video,
+                &[0x96, 0x00, b'h', b'v', b'c', b'1', 1, 1, 2],
+            ),
+            frame(FrameKind::Audio, &[0xaf, 0, 0x12, 0x10]),
+            frame(
+                FrameKind::Audio,
+                &[0x95, 0x00, b'm', b'p', b'4', b'a', 1, 0x11, 0x88],
+            ),
+            frame(
+                FrameKind::Audio,
+                &[0x95, 0x04, b'm', b'p', b'4', b'a', 1, 1, 1, 0],
+            ),
+        ];
+        let d = describe(Some(&frame(FrameKind::Data, &meta)), configs.iter());
+        assert_eq!(d.video.codec, "H264", "the top level is track 0");
+        let t: Vec<_> = d.tracks.iter().map(|t| (t.kind, t.id)).collect();
+        assert_eq!(
+            t,
+            vec![
+                (Media::Video, 0),
+                (Media::Video, 1),
+                (Media::Audio, 0),
+                (Media::Audio, 1)
+            ]
+        );
+        let v1 = d.tracks[1].video.as_ref().unwrap();
+        assert_eq!((v1.codec.as_str(), v1.width, v1.height), ("HEVC", 640, 360));
+        assert_eq!(d.tracks[0].video.as_ref().unwrap().width, 1280);
+        let a1 = d.tracks[3].audio.as_ref().unwrap();
+        assert_eq!((a1.codec.as_str(), a1.sample_rate), ("AAC", 48000));
+        let json = serde_json::to_string(&d.tracks[3]).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"audio","id":1,"audio":"#),
+            "{json}"
+        );
     }
 }

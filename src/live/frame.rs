@@ -14,7 +14,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::flv::MediaInfo;
+use crate::flv::{config_key, Anchor, ConfigKey, Media, MediaInfo};
 use crate::rtmp::chunk;
 use crate::rtmp::message::{csid, types};
 use crate::rtmp::Amf;
@@ -66,6 +66,7 @@ impl Frame {
             sequence_header: false,
             codec_id: 0,
             fourcc: None,
+            track: 0,
         };
         let payload = crate::rtmp::amf::encode_all(values);
         Frame::new(FrameKind::Data, timestamp, info, payload, chunk_size, false)
@@ -156,6 +157,25 @@ impl Frame {
 
     pub fn is_video_key(&self) -> bool {
         self.kind == FrameKind::Video && self.info.keyframe
+    }
+
+    /// A keyframe of the stream's first video track: see [`Anchor`].
+    pub fn is_start(&self, anchor: &mut Anchor) -> bool {
+        anchor.is_start(self.is_video_key(), self.info.track)
+    }
+
+    /// For a decoder configuration (a sequence header), which tracks and
+    /// what it configures: its place in a [`crate::flv::Configs`].
+    pub fn config_key(&self) -> Option<ConfigKey> {
+        let media = match self.kind {
+            FrameKind::Video => Media::Video,
+            FrameKind::Audio => Media::Audio,
+            FrameKind::Data => return None,
+        };
+        if !self.info.sequence_header {
+            return None;
+        }
+        config_key(media, &self.payload())
     }
 
     /// Encodes the frame for a player on another message stream (rare:

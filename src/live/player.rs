@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::frame::{Frame, FrameKind};
+use crate::flv::TrackSet;
 
 /// A second lag within this time disconnects the player.
 pub const LAG_GRACE: Duration = Duration::from_secs(10);
@@ -24,7 +25,9 @@ pub struct TooSlow {
 pub struct PlayerFilter {
     wait_key: bool,
     wait_video: bool,
-    video_started: bool,
+    /// Video tracks that started (at a keyframe, with `wait_key`): each
+    /// track of a multitrack stream starts at its own keyframe.
+    started: TrackSet,
     skipping: bool,
     seen_video: bool,
     last_lag: Option<Instant>,
@@ -40,7 +43,7 @@ impl PlayerFilter {
         PlayerFilter {
             wait_key,
             wait_video,
-            video_started: false,
+            started: TrackSet::default(),
             skipping: false,
             seen_video: false,
             last_lag: None,
@@ -53,14 +56,14 @@ impl PlayerFilter {
 
     /// A new publisher started: wait for its first keyframe again.
     pub fn restart(&mut self) {
-        self.video_started = false;
+        self.started.clear();
         self.seen_video = false;
     }
 
     /// After unpause: resume at a keyframe.
     pub fn resume(&mut self) {
         self.paused = false;
-        self.video_started = false;
+        self.started.clear();
     }
 
     /// Whether `f` goes to this player.
@@ -78,14 +81,17 @@ impl PlayerFilter {
                 if f.info.sequence_header {
                     return true;
                 }
-                if (self.skipping || (self.wait_key && !self.video_started)) && !f.info.keyframe {
+                let track = f.info.track;
+                if (self.skipping || (self.wait_key && !self.started.contains(track)))
+                    && !f.info.keyframe
+                {
                     if self.skipping {
                         self.dropped += 1;
                     }
                     return false;
                 }
                 self.skipping = false;
-                self.video_started = true;
+                self.started.insert(track);
                 true
             }
             FrameKind::Audio => {
@@ -100,7 +106,7 @@ impl PlayerFilter {
                     return false;
                 }
                 self.skipping = false;
-                !(self.wait_video && self.seen_video && !self.video_started)
+                !(self.wait_video && self.seen_video && self.started.is_empty())
             }
         }
     }
@@ -116,6 +122,8 @@ impl PlayerFilter {
         }
         self.last_lag = Some(now);
         self.skipping = true;
+        // Every track lost frames: each restarts at its own keyframe.
+        self.started.clear();
         Ok(())
     }
 }
@@ -132,6 +140,7 @@ mod tests {
             sequence_header: seq,
             codec_id: 7,
             fourcc: None,
+            track: 0,
         };
         Frame::new(kind, 0, info, Bytes::from_static(b"x"), 4096, false)
     }
@@ -147,6 +156,28 @@ mod tests {
         assert!(p.admit(&frame(FrameKind::Audio, true, false)));
         assert!(p.admit(&frame(FrameKind::Video, true, false)));
         assert!(p.admit(&frame(FrameKind::Video, false, false)));
+    }
+
+    #[test]
+    fn each_video_track_starts_at_its_own_keyframe() {
+        let on = |track: u8, key: bool| {
+            let mut f = frame(FrameKind::Video, key, false);
+            f.info.track = track;
+            f
+        };
+        let mut p = PlayerFilter::new(true, false);
+        assert!(p.admit(&on(0, true)));
+        assert!(!p.admit(&on(1, false)), "track 1 has not had a keyframe");
+        assert!(p.admit(&on(0, false)));
+        assert!(p.admit(&on(1, true)));
+        assert!(p.admit(&on(1, false)));
+        p.on_lag(3, Instant::now()).unwrap();
+        assert!(p.admit(&on(1, true)));
+        assert!(
+            !p.admit(&on(0, false)),
+            "after a lag, every track waits again"
+        );
+        assert!(p.admit(&on(1, false)));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use super::frame::{Frame, FrameKind};
+use crate::flv::{Anchor, Configs};
 
 /// Upper bounds for the GOP cache of one stream. A GOP larger than this
 /// (very long keyframe interval at high bitrate) is not cached; late
@@ -38,10 +39,20 @@ pub enum Delivery {
 pub struct Snapshot {
     pub publishing: bool,
     pub meta: Option<Arc<Frame>>,
-    pub video_seq: Option<Arc<Frame>>,
-    pub audio_seq: Option<Arc<Frame>>,
-    /// Frames from the latest video keyframe on (empty without gop_cache).
+    /// Every track's decoder configuration, in the order they came.
+    pub configs: Vec<Arc<Frame>>,
+    /// Frames from the latest keyframe of the stream's first video track
+    /// on (empty without gop_cache). Other tracks' frames before their own
+    /// keyframe are in it too: players skip them (`PlayerFilter`).
     pub gop: Vec<Arc<Frame>>,
+}
+
+impl Snapshot {
+    /// Metadata, then every configuration: what a player needs before
+    /// media.
+    pub fn headers(&self) -> impl Iterator<Item = &Arc<Frame>> {
+        self.meta.iter().chain(self.configs.iter())
+    }
 }
 
 /// See [`Stream::view`].
@@ -94,8 +105,11 @@ struct State {
     /// When the current publisher started (the stream's `time` in /stat).
     since: Option<std::time::Instant>,
     meta: Option<Arc<Frame>>,
-    video_seq: Option<Arc<Frame>>,
-    audio_seq: Option<Arc<Frame>>,
+    configs: Configs<Arc<Frame>>,
+    /// The video track whose keyframes start a GOP: the first one to send
+    /// a keyframe. (With a multitrack ladder, a GOP restarted at every
+    /// track's keyframe would lose the other tracks' keyframes.)
+    anchor: Anchor,
     gop: Vec<Arc<Frame>>,
     gop_bytes: usize,
     /// False until the first video keyframe, and after an overflow.
@@ -156,8 +170,8 @@ impl Stream {
         s.last_ts = [0, 0];
         s.max_pts = 0;
         s.meta = None;
-        s.video_seq = None;
-        s.audio_seq = None;
+        s.configs.clear();
+        s.anchor.reset();
         s.gop.clear();
         s.gop_bytes = 0;
         s.gop_valid = false;
@@ -222,25 +236,23 @@ impl Stream {
             FrameKind::Data => {}
         }
         if frame.info.sequence_header {
-            let slot = match frame.kind {
-                FrameKind::Video => &mut s.video_seq,
-                _ => &mut s.audio_seq,
-            };
-            // A publisher that took over repeats unchanged headers: players
-            // already have them.
-            if slot
-                .as_ref()
-                .is_some_and(|old| old.payload() == frame.payload())
-            {
-                return;
+            if let Some(key) = frame.config_key() {
+                // A publisher that took over repeats unchanged headers:
+                // players already have them.
+                if s.configs
+                    .get(&key)
+                    .is_some_and(|old| old.payload() == frame.payload())
+                {
+                    return;
+                }
+                s.configs.insert(key, frame.payload_len(), frame.clone());
             }
-            *slot = Some(frame.clone());
         } else if frame.kind == FrameKind::Data {
             if cache_meta {
                 s.meta = Some(frame.clone());
             }
         } else if gop_cache {
-            if frame.is_video_key() {
+            if frame.is_start(&mut s.anchor) {
                 s.gop.clear();
                 s.gop_bytes = 0;
                 s.gop_valid = true;
@@ -267,8 +279,7 @@ impl Stream {
         let snap = Snapshot {
             publishing: s.publisher.is_some(),
             meta: s.meta.clone(),
-            video_seq: s.video_seq.clone(),
-            audio_seq: s.audio_seq.clone(),
+            configs: s.configs.iter().cloned().collect(),
             gop: s.gop.clone(),
         };
         (snap, self.tx.subscribe())
@@ -281,8 +292,7 @@ impl Stream {
         let snap = Snapshot {
             publishing: s.publisher.is_some(),
             meta: s.meta.clone(),
-            video_seq: s.video_seq.clone(),
-            audio_seq: s.audio_seq.clone(),
+            configs: s.configs.iter().cloned().collect(),
             gop: Vec::new(),
         };
         (snap, self.tx.subscribe())
@@ -297,11 +307,7 @@ impl Stream {
     /// needs them.
     pub fn headers(&self) -> Vec<Arc<Frame>> {
         let s = self.lock();
-        [&s.meta, &s.video_seq, &s.audio_seq]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
+        s.meta.iter().chain(s.configs.iter()).cloned().collect()
     }
 
     /// A consistent look at the stream for `/stat` (not for the hot path).
@@ -311,11 +317,7 @@ impl Stream {
             publisher: s.publisher.map(|p| p.id),
             since: s.since,
             players: s.players,
-            media: super::describe::describe(
-                s.meta.as_deref(),
-                s.video_seq.as_deref(),
-                s.audio_seq.as_deref(),
-            ),
+            media: super::describe::describe(s.meta.as_deref(), s.configs.iter()),
         }
     }
 
@@ -340,6 +342,56 @@ mod tests {
             addr: std::net::Ipv4Addr::new(10, 0, 0, id as u8).into(),
             relay,
         }
+    }
+
+    fn media(kind: FrameKind, payload: &'static [u8]) -> Arc<Frame> {
+        let info = match kind {
+            FrameKind::Video => crate::flv::video_info(payload).unwrap(),
+            _ => crate::flv::audio_info(payload).unwrap(),
+        };
+        let p = bytes::Bytes::from_static(payload);
+        Arc::new(Frame::new(kind, 0, info, p, 4096, false))
+    }
+
+    /// ffmpeg 9's two-rendition layout: a late joiner gets both tracks'
+    /// configurations, and the GOP starts at track 0's keyframe even when
+    /// track 1 has one of its own later.
+    #[test]
+    fn multitrack_configs_and_gop_for_late_joiners() {
+        use FrameKind::{Audio, Video};
+        let s = Stream::new("live", "x", 64);
+        s.publish(who(1, false), Takeover::Off).unwrap();
+        let frames = [
+            media(Video, &[0x17, 0, 0, 0, 0, 1, 100]),
+            media(Video, &[0x96, 0x00, b'a', b'v', b'c', b'1', 1, 1, 77]),
+            media(Audio, &[0xaf, 0, 0x12, 0x10]),
+            media(Audio, &[0x95, 0x00, b'm', b'p', b'4', b'a', 1, 0x11, 0x88]),
+            media(Audio, &[0x95, 0x04, b'm', b'p', b'4', b'a', 1, 1, 1, 0]),
+            media(Video, &[0x17, 1, 0, 0, 0, 0xA0]),
+            media(
+                Video,
+                &[0x96, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 0, 0xA1],
+            ),
+            media(Video, &[0x27, 1, 0, 0, 0, 0xB0]),
+            media(
+                Video,
+                &[0x96, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 0, 0xA2],
+            ),
+        ];
+        for f in &frames {
+            s.push(1, f.clone(), true, true);
+        }
+        let (snap, mut rx) = s.subscribe();
+        assert_eq!(snap.configs.len(), 5, "every track's configurations");
+        assert_eq!(snap.gop.len(), 4, "from track 0's keyframe on");
+        assert!(Arc::ptr_eq(&snap.gop[0], &frames[5]));
+        // The same configuration again (a takeover) is not sent twice, a
+        // changed one is.
+        s.push(1, media(Video, &[0x17, 0, 0, 0, 0, 1, 100]), true, true);
+        assert!(rx.try_recv().is_err());
+        s.push(1, media(Video, &[0x17, 0, 0, 0, 0, 1, 77]), true, true);
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(s.subscribe().0.configs.len(), 5);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Local};
 
 use crate::config::RecorderConf;
-use crate::flv;
+use crate::flv::{self, Anchor, Configs, TrackSet};
 use crate::live::{Frame, FrameKind};
 
 /// What the I/O side must do, in order.
@@ -42,8 +42,10 @@ struct Open {
     shift: u32,
     /// Metadata and sequence headers already in this file.
     meta: bool,
-    video_seq: Option<Arc<Frame>>,
-    audio_seq: Option<Arc<Frame>>,
+    configs: Configs<Arc<Frame>>,
+    /// Video tracks whose keyframe is in the file: another track's frames
+    /// wait for its own keyframe, so every track decodes from its start.
+    started: TrackSet,
 }
 
 pub struct Recording {
@@ -51,8 +53,11 @@ pub struct Recording {
     name: String,
     open: Option<Open>,
     meta: Option<Arc<Frame>>,
-    video_seq: Option<Arc<Frame>>,
-    audio_seq: Option<Arc<Frame>>,
+    /// Every track's decoder configuration (Enhanced RTMP multitrack has
+    /// one per track).
+    configs: Configs<Arc<Frame>>,
+    /// Whose keyframes open and split files.
+    anchor: Anchor,
     /// After a lag: nothing is written until the next keyframe.
     skipping: bool,
     /// `record/stop` or the end of publishing: no more files.
@@ -99,8 +104,8 @@ impl Recording {
             name: name.to_owned(),
             open: None,
             meta: None,
-            video_seq: None,
-            audio_seq: None,
+            configs: Configs::default(),
+            anchor: Anchor::default(),
             skipping: false,
             stopped: false,
             probe: flv_tail,
@@ -158,20 +163,17 @@ impl Recording {
             shift,
             epoch: None,
             meta: false,
-            video_seq: None,
-            audio_seq: None,
+            configs: Configs::default(),
+            started: TrackSet::default(),
         };
-        for f in [&self.meta, &self.video_seq, &self.audio_seq]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(m) = self.meta.as_ref().filter(|m| self.wants(m)) {
+            m.write_flv_tag(shift, &mut head);
+            open.meta = true;
+        }
+        for (key, f) in self.configs.entries() {
             if self.wants(f) {
                 f.write_flv_tag(shift, &mut head);
-                match f.kind {
-                    FrameKind::Video => open.video_seq = Some(f.clone()),
-                    FrameKind::Audio => open.audio_seq = Some(f.clone()),
-                    FrameKind::Data => open.meta = true,
-                }
+                open.configs.insert(*key, f.payload_len(), f.clone());
             }
         }
         open.bytes = tail.map_or(0, |t| t.size) + head.len() as u64;
@@ -230,11 +232,13 @@ impl Recording {
                 }
                 return;
             }
-            FrameKind::Video if seq => self.video_seq = Some(f.clone()),
-            FrameKind::Audio if seq => self.audio_seq = Some(f.clone()),
             _ => {}
         }
-        let keyframe = f.kind == FrameKind::Video && f.info.keyframe && !seq;
+        let key = f.config_key();
+        if let Some(k) = key {
+            self.configs.insert(k, f.payload_len(), f.clone());
+        }
+        let keyframe = !seq && f.is_start(&mut self.anchor);
         if keyframe && !self.conf.manual && !self.stopped {
             self.skipping = false;
             match (&self.open, self.conf.interval) {
@@ -254,16 +258,18 @@ impl Recording {
         let Some(o) = self.open.as_mut() else {
             return;
         };
-        if seq {
+        if let Some(k) = key {
             // Already in the file (written at open) unless it changed.
-            let written = match f.kind {
-                FrameKind::Video => &mut o.video_seq,
-                _ => &mut o.audio_seq,
-            };
-            if written.as_ref().is_some_and(|w| Arc::ptr_eq(w, f)) {
+            if o.configs.get(&k).is_some_and(|w| Arc::ptr_eq(w, f)) {
                 return;
             }
-            *written = Some(f.clone());
+            o.configs.insert(k, f.payload_len(), f.clone());
+        } else if f.kind == FrameKind::Video && !seq {
+            if f.info.keyframe {
+                o.started.insert(f.info.track);
+            } else if !o.started.contains(f.info.track) {
+                return;
+            }
         }
         let epoch = *o.epoch.get_or_insert(f.timestamp);
         let mut out = BytesMut::new();
@@ -332,6 +338,7 @@ mod tests {
             sequence_header: seq,
             codec_id: 7,
             fourcc: None,
+            track: 0,
         };
         Arc::new(Frame::new(
             kind,

@@ -83,10 +83,7 @@ pub async fn run(p: Push) {
         crate::redact::args(&p.target.url)
     );
     let mut headers = Headers::default();
-    for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
-        .into_iter()
-        .flatten()
-    {
+    for f in snap.headers() {
         headers.remember(&tag(f));
     }
     let mut conn: Option<ClientConn> = None;
@@ -254,6 +251,7 @@ mod tests {
             sequence_header: false,
             codec_id: 7,
             fourcc: None,
+            track: 0,
         };
         let key_frame = Frame::new(
             FrameKind::Video,

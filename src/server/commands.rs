@@ -13,7 +13,7 @@ use super::drain::Target;
 use super::hooks::{Armed, PendingCmd};
 use crate::config::access::Action;
 use crate::config::Meta;
-use crate::flv::{self, VIDEO_FOURCCS};
+use crate::flv::{self, AUDIO_FOURCCS, VIDEO_FOURCCS};
 use crate::live::player::PlayerFilter;
 use crate::live::stream::{PublisherId, Takeover};
 use crate::live::timestamp::TimestampFix;
@@ -45,7 +45,80 @@ const META_FIELDS: &[&str] = &[
     "stereo",
     "profile",
     "level",
+    // Enhanced RTMP v2: per-track metadata of multitrack streams.
+    "videoTrackIdInfoMap",
+    "audioTrackIdInfoMap",
 ];
+
+/// The Enhanced RTMP fields a client may announce in `connect`.
+const ENHANCED_FIELDS: [&str; 4] = [
+    "fourCcList",
+    "videoFourCcInfoMap",
+    "audioFourCcInfoMap",
+    "capsEx",
+];
+
+/// `capsEx` bits Sluice answers with: Reconnect (0x01, sent when draining),
+/// Multitrack (0x02, cached and forwarded per track) and ModEx (0x04,
+/// parsed and forwarded). TimestampNanoOffset (0x08) is forwarded as sent
+/// but not applied to HLS, so it is not claimed.
+const CAPS_EX: f64 = 7.0;
+
+/// Enhanced RTMP negotiation: a client that announces any of the fields
+/// learns what Sluice forwards (FourCC maps with CanForward, and the
+/// legacy `fourCcList`) and its `capsEx`. Legacy clients get nothing new.
+fn enhanced_answer(obj: &Amf) -> Vec<(String, Amf)> {
+    if !ENHANCED_FIELDS.iter().any(|f| obj.get(f).is_some()) {
+        return Vec::new();
+    }
+    const CAN_FORWARD: f64 = 4.0;
+    let map = |list: &[&str]| {
+        Amf::Object(
+            list.iter()
+                .map(|f| (f.to_string(), Amf::Number(CAN_FORWARD)))
+                .collect(),
+        )
+    };
+    let all = VIDEO_FOURCCS.iter().chain(AUDIO_FOURCCS.iter());
+    vec![
+        (
+            "fourCcList".to_owned(),
+            Amf::StrictArray(all.map(|f| Amf::str(f)).collect()),
+        ),
+        ("videoFourCcInfoMap".to_owned(), map(&VIDEO_FOURCCS)),
+        ("audioFourCcInfoMap".to_owned(), map(&AUDIO_FOURCCS)),
+        ("capsEx".to_owned(), Amf::Number(CAPS_EX)),
+    ]
+}
+
+/// What a client announced of Enhanced RTMP, for the connect log line:
+/// `fourCcList=[hvc1,av01] capsEx=3`, or empty.
+fn enhanced_summary(obj: &Amf) -> String {
+    let mut out = Vec::new();
+    for f in ENHANCED_FIELDS {
+        let Some(v) = obj.get(f) else { continue };
+        let shown = match v {
+            Amf::StrictArray(a) => {
+                let names: Vec<_> = a.iter().filter_map(Amf::as_str).collect();
+                format!("[{}]", names.join(","))
+            }
+            Amf::Object(_) | Amf::EcmaArray(_) => {
+                let keys: Vec<_> = v
+                    .props()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                format!("{{{}}}", keys.join(","))
+            }
+            other => other
+                .as_f64()
+                .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+        };
+        out.push(format!("{f}={shown}"));
+    }
+    out.join(" ")
+}
 
 /// Splits `name?args` into its parts.
 pub fn split_args(s: &str) -> (String, String) {
@@ -251,16 +324,7 @@ impl Connection {
             ("capabilities".to_owned(), Amf::Number(31.0)),
             ("mode".to_owned(), Amf::Number(1.0)),
         ];
-        // Enhanced RTMP: a client that lists codecs learns which we forward.
-        if obj.get("fourCcList").is_some() || obj.get("videoFourCcInfoMap").is_some() {
-            let list = VIDEO_FOURCCS.iter().map(|f| Amf::str(f)).collect();
-            props.push(("fourCcList".to_owned(), Amf::StrictArray(list)));
-            let map = VIDEO_FOURCCS
-                .iter()
-                .map(|f| (f.to_string(), Amf::Number(4.0))) // CanForward
-                .collect();
-            props.push(("videoFourCcInfoMap".to_owned(), Amf::Object(map)));
-        }
+        props.extend(enhanced_answer(&obj));
         let info = object([
             ("level", Amf::str("status")),
             ("code", Amf::str("NetConnection.Connect.Success")),
@@ -275,6 +339,7 @@ impl Connection {
             app = app_name,
             flashver = get("flashVer"),
             tcurl = %crate::redact::args(&tc_url),
+            enhanced = enhanced_summary(&obj),
             "connect"
         );
         let server = self.server;
@@ -596,10 +661,7 @@ impl Connection {
             i.role = crate::stats::Role::Player;
         });
         self.role = ("player", name);
-        for f in [&snap.meta, &snap.video_seq, &snap.audio_seq]
-            .into_iter()
-            .flatten()
-        {
+        for f in snap.headers() {
             self.send_frame(f, stream_id);
         }
         for f in &snap.gop {

@@ -8,16 +8,22 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub mod body;
+pub mod configs;
+
+pub use body::{Codec, Media, Packet};
+pub use configs::{config_key, ConfigKey, Configs, TrackSet};
+
 pub const TAG_AUDIO: u8 = 8;
 pub const TAG_VIDEO: u8 = 9;
 pub const TAG_SCRIPT: u8 = 18;
 
 /// Video FourCCs we forward and advertise in the `connect` result.
-pub const VIDEO_FOURCCS: [&str; 5] = ["avc1", "hvc1", "av01", "vp09", "vp08"];
+pub const VIDEO_FOURCCS: [&str; 6] = ["avc1", "hvc1", "av01", "vp09", "vp08", "vvc1"];
 /// Audio FourCCs of Enhanced RTMP v2 that we forward.
 pub const AUDIO_FOURCCS: [&str; 6] = ["mp4a", "Opus", ".mp3", "fLaC", "ac-3", "ec-3"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MediaInfo {
     pub keyframe: bool,
     /// Decoder configuration (AVC/HEVC/AV1 sequence start, AAC
@@ -27,6 +33,28 @@ pub struct MediaInfo {
     pub codec_id: u8,
     /// FourCC for enhanced tags, e.g. `*b"hvc1"`.
     pub fourcc: Option<[u8; 4]>,
+    /// The (first) track of an Enhanced RTMP multitrack message; 0 (the
+    /// default track) otherwise.
+    pub track: u8,
+}
+
+/// Which video keyframes start a GOP, a recording, a segment or a place to
+/// resume: those of the first video track that sends one. With one video
+/// track that is every keyframe; with an Enhanced RTMP multitrack ladder,
+/// a start at another rendition's keyframe would leave the first one
+/// without its keyframe (the others then start at their own).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Anchor(Option<u8>);
+
+impl Anchor {
+    /// Whether a video frame (`key`: a keyframe) of `track` is a start.
+    pub fn is_start(&mut self, key: bool, track: u8) -> bool {
+        key && *self.0.get_or_insert(track) == track
+    }
+
+    pub fn reset(&mut self) {
+        self.0 = None;
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,6 +67,8 @@ pub enum TagError {
     UnknownFourCc { kind: &'static str, fourcc: String },
     #[error("unknown enhanced {kind} packet type {ptype}")]
     BadPacketType { kind: &'static str, ptype: u8 },
+    #[error("unknown {kind} multitrack type {mt}")]
+    BadMultitrack { kind: &'static str, mt: u8 },
 }
 
 fn fourcc_known(f: &[u8], list: &[&str]) -> bool {
@@ -52,141 +82,41 @@ fn fourcc_error(kind: &'static str, f: &[u8]) -> TagError {
     }
 }
 
-/// Skips Enhanced RTMP ModEx prefixes, returning the real packet type and
-/// the offset of the byte that follows it.
-fn skip_modex(p: &[u8], mut pos: usize, kind: &'static str) -> Result<(u8, usize), TagError> {
-    // Each ModEx: size (UI8 + 1, or UI16 + 1 when the byte is 0xFF), data,
-    // then a byte whose low nibble is the next packet type.
-    for _ in 0..8 {
-        let mut size = *p.get(pos).ok_or(TagError::Short(kind))? as usize + 1;
-        pos += 1;
-        if size == 256 {
-            let b = p.get(pos..pos + 2).ok_or(TagError::Short(kind))?;
-            size = u16::from_be_bytes([b[0], b[1]]) as usize + 1;
-            pos += 2;
-        }
-        pos += size;
-        let next = *p.get(pos).ok_or(TagError::Short(kind))?;
-        pos += 1;
-        if next & 0x0f != 7 {
-            return Ok((next & 0x0f, pos));
-        }
-    }
-    Err(TagError::BadPacketType { kind, ptype: 7 })
-}
-
-/// Classifies a video tag body.
+/// Classifies a video tag body. Every track of a multitrack message is
+/// checked; the info is the first track's.
 pub fn video_info(p: &[u8]) -> Result<MediaInfo, TagError> {
-    let b0 = *p.first().ok_or(TagError::Empty("video"))?;
-    if b0 & 0x80 == 0 {
-        let codec_id = b0 & 0x0f;
-        // AVC/HEVC end-of-sequence (packet type 2) is flagged key by
-        // encoders but is no place to start decoding.
-        let keyframe = b0 >> 4 == 1 && !(matches!(codec_id, 7 | 12) && p.get(1) == Some(&2));
-        // AVC (7) and the widespread legacy HEVC id (12) carry a packet type.
-        let sequence_header = matches!(codec_id, 7 | 12) && p.get(1) == Some(&0);
-        if matches!(codec_id, 7 | 12) && p.len() < 2 {
-            return Err(TagError::Short("video"));
-        }
-        return Ok(MediaInfo {
-            keyframe,
-            sequence_header,
-            codec_id,
-            fourcc: None,
-        });
-    }
-    let frame_type = (b0 >> 4) & 0x07;
-    let mut ptype = b0 & 0x0f;
-    let mut pos = 1;
-    if ptype == 7 {
-        (ptype, pos) = skip_modex(p, pos, "video")?;
-    }
-    if ptype == 6 {
-        // Multitrack: a byte of (multitrack type << 4 | packet type), then
-        // the FourCC of the first track.
-        let b = *p.get(pos).ok_or(TagError::Short("video"))?;
-        ptype = b & 0x0f;
-        pos += 1;
-    }
-    if ptype > 5 {
-        return Err(TagError::BadPacketType {
-            kind: "video",
-            ptype,
-        });
-    }
-    let f = p.get(pos..pos + 4).ok_or(TagError::Short("video"))?;
-    if !fourcc_known(f, &VIDEO_FOURCCS) {
-        return Err(fourcc_error("video", f));
-    }
-    Ok(MediaInfo {
-        // Frame type 5 is a command frame, never a decodable start.
-        keyframe: frame_type == 1 && ptype != 2,
-        sequence_header: ptype == 0 || ptype == 5,
-        codec_id: 0,
-        fourcc: Some([f[0], f[1], f[2], f[3]]),
-    })
-}
-
-/// The composition time offset (PTS - DTS, ms) of an AVC/HEVC coded frame,
-/// legacy or Enhanced RTMP (`avc1`/`hvc1` CodedFrames); 0 otherwise.
-pub fn composition_offset(p: &[u8]) -> i32 {
-    let si24 =
-        |b: &[u8]| ((((b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32) << 8) as i32) >> 8;
-    match p {
-        [b0, 1, c @ ..] if b0 & 0x80 == 0 && matches!(b0 & 0x0f, 7 | 12) && c.len() >= 3 => si24(c),
-        [b0, f0, f1, f2, f3, c @ ..]
-            if b0 & 0x80 != 0
-                && b0 & 0x0f == 1
-                && matches!(&[*f0, *f1, *f2, *f3], b"avc1" | b"hvc1")
-                && c.len() >= 3 =>
-        {
-            si24(c)
-        }
-        _ => 0,
-    }
+    info(Media::Video, p)
 }
 
 /// Classifies an audio tag body.
 pub fn audio_info(p: &[u8]) -> Result<MediaInfo, TagError> {
-    let b0 = *p.first().ok_or(TagError::Empty("audio"))?;
-    let format = b0 >> 4;
-    if format != 9 {
-        if format == 10 && p.len() < 2 {
-            return Err(TagError::Short("audio"));
-        }
-        return Ok(MediaInfo {
-            keyframe: true,
-            sequence_header: format == 10 && p[1] == 0,
-            codec_id: format,
-            fourcc: None,
-        });
-    }
-    let mut ptype = b0 & 0x0f;
-    let mut pos = 1;
-    if ptype == 7 {
-        (ptype, pos) = skip_modex(p, pos, "audio")?;
-    }
-    if ptype == 5 {
-        let b = *p.get(pos).ok_or(TagError::Short("audio"))?;
-        ptype = b & 0x0f;
-        pos += 1;
-    }
-    if !matches!(ptype, 0 | 1 | 2 | 4) {
-        return Err(TagError::BadPacketType {
-            kind: "audio",
-            ptype,
-        });
-    }
-    let f = p.get(pos..pos + 4).ok_or(TagError::Short("audio"))?;
-    if !fourcc_known(f, &AUDIO_FOURCCS) {
-        return Err(fourcc_error("audio", f));
-    }
+    info(Media::Audio, p)
+}
+
+fn info(media: Media, p: &[u8]) -> Result<MediaInfo, TagError> {
+    let m = body::parse(media, p)?;
+    let u = m.first()?;
+    let (codec_id, fourcc) = match u.codec {
+        Codec::Legacy(id) => (id, None),
+        Codec::FourCc(f) => (0, Some(f)),
+        Codec::None => (0, None),
+    };
     Ok(MediaInfo {
-        keyframe: true,
-        sequence_header: ptype == 0 || ptype == 4,
-        codec_id: 0,
-        fourcc: Some([f[0], f[1], f[2], f[3]]),
+        keyframe: m.is_key(),
+        sequence_header: u.packet.is_config(),
+        codec_id,
+        fourcc,
+        track: u.track,
     })
+}
+
+/// The composition time offset (PTS - DTS, ms) of an AVC/HEVC coded frame,
+/// legacy or Enhanced RTMP (the first track of a multitrack message); 0
+/// otherwise.
+pub fn composition_offset(p: &[u8]) -> i32 {
+    body::parse(Media::Video, p)
+        .and_then(|m| m.units().next().unwrap_or(Err(TagError::Empty("video"))))
+        .map_or(0, |u| u.cts)
 }
 
 // ------------------------------------------------------------------ files
@@ -310,7 +240,8 @@ mod tests {
                 keyframe: true,
                 sequence_header: true,
                 codec_id: 7,
-                fourcc: None
+                fourcc: None,
+                track: 0
             }
         );
         assert!(
