@@ -8,7 +8,8 @@
 //! * [`http`]: HTTP-FLV, files, `/stat`, `/control`, `/metrics`, dashboard;
 //! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`);
 //! * [`relay`]: `push`/`pull` relays and the cluster edge pull;
-//! * [`cluster`]: the shared stream directory (Redis).
+//! * [`cluster`]: the shared stream directory (Redis);
+//! * [`split`]: each video track of a multitrack publish as its own stream.
 //!
 //! `docs/design.md` describes how a media message flows from a publisher's
 //! socket to N players.
@@ -29,5 +30,6 @@ pub mod redact;
 pub mod relay;
 pub mod rtmp;
 pub mod server;
+pub mod split;
 pub mod stats;
 pub mod telemetry;

@@ -148,6 +148,25 @@ pub enum Meta {
     Off,
 }
 
+/// How `multitrack_split` names each video track's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// `on`: `NAME_0`, `NAME_1`... by track id.
+    ById,
+    /// The i-th suffix names track id i; tracks beyond the list are not
+    /// split out.
+    Suffixes(Vec<String>),
+}
+
+impl Split {
+    pub fn suffix(&self, track: u8) -> Option<String> {
+        match self {
+            Split::ById => Some(format!("_{track}")),
+            Split::Suffixes(list) => list.get(track as usize).cloned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AppConf {
     pub name: String,
@@ -173,6 +192,10 @@ pub struct AppConf {
     pub recorders: Vec<RecorderConf>,
     /// `hls on`: segments and a playlist under `hls_path`.
     pub hls: Option<crate::hls::segmenter::HlsConf>,
+    /// `multitrack_split` (Sluice): the name suffix of each video track
+    /// (by track id) of a multitrack publish, served as its own stream;
+    /// `None` when off.
+    pub split: Option<Split>,
     /// `push`, `pull` and their settings.
     pub relay: RelayConf,
 }
@@ -221,6 +244,8 @@ enum Kind {
     Str,
     /// One of these words.
     OneOf(&'static [&'static str]),
+    /// `multitrack_split`: `on`, `off`, or one suffix per video track.
+    Split,
 }
 
 /// Directives Sluice implements, with the scopes nginx-rtmp allows them in.
@@ -269,6 +294,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "notify_update_strict" | "notify_relay_redirect" => (MAIN | SRV | APP, Kind::Flag),
         "push_reconnect" | "pull_reconnect" | "relay_buffer" => (MAIN | SRV | APP, Kind::Msec),
         "session_relay" => (MAIN | SRV | APP, Kind::Flag),
+        "multitrack_split" => (MAIN | SRV | APP, Kind::Split),
         _ => return None,
     })
 }
@@ -391,7 +417,7 @@ impl Interp {
         }
         let nargs = match kind {
             Kind::Inert(n) => n,
-            Kind::Record => d.args.len().max(1),
+            Kind::Record | Kind::Split => d.args.len().max(1),
             _ => 1,
         };
         if d.args.len() != nargs {
@@ -413,6 +439,12 @@ impl Interp {
             Kind::Meta => matches!(v.as_str(), "on" | "off" | "copy"),
             Kind::Inert(_) | Kind::Str => true,
             Kind::OneOf(words) => words.contains(&v.as_str()),
+            Kind::Split => match d.args.as_slice() {
+                [one] if one == "on" || one == "off" => true,
+                suffixes => suffixes
+                    .iter()
+                    .all(|a| !a.is_empty() && a != "on" && a != "off" && !a.contains(['/', '\\'])),
+            },
             Kind::Record => d.args.iter().all(|a| {
                 matches!(
                     a.as_str(),
@@ -433,6 +465,7 @@ impl Interp {
                 Kind::Inert(_) | Kind::Str => "",
                 Kind::OneOf(_) => "it must be one of",
                 Kind::Record => "expected off, all, audio, video, keyframes or manual",
+                Kind::Split => "expected on, off, or one name suffix per video track",
             };
             let expect = match kind {
                 Kind::OneOf(words) => format!("{expect}: {}", words.join(", ")),
@@ -926,6 +959,12 @@ impl Config {
                     recorders,
                     hls,
                     relay,
+                    split: match l.all("multitrack_split") {
+                        None => None,
+                        Some([off]) if off == "off" => None,
+                        Some([on]) if on == "on" => Some(Split::ById),
+                        Some(suffixes) => Some(Split::Suffixes(suffixes.to_vec())),
+                    },
                 });
             }
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
@@ -1009,6 +1048,29 @@ mod tests {
         assert!(h.location("/live/cam.flv").unwrap().flv_live);
         assert!(h.location("/").unwrap().dashboard);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn multitrack_split() {
+        let app = |body: &str| {
+            let src =
+                format!("rtmp {{ server {{ listen 1935; {body} application a {{ live on; }} }} }}");
+            Config::parse(&src, "t").map(|c| c.servers[0].app("a").unwrap().split.clone())
+        };
+        assert_eq!(app("").unwrap(), None);
+        assert_eq!(app("multitrack_split off;").unwrap(), None);
+        let on = app("multitrack_split on;").unwrap().unwrap();
+        assert_eq!(
+            (on.suffix(0), on.suffix(7)),
+            (Some("_0".into()), Some("_7".into()))
+        );
+        let named = app("multitrack_split _hi _lo;").unwrap().unwrap();
+        assert_eq!(
+            (named.suffix(1), named.suffix(2)),
+            (Some("_lo".into()), None)
+        );
+        assert!(app("multitrack_split on _x;").is_err());
+        assert!(app("multitrack_split ../x;").is_err());
     }
 
     #[test]

@@ -19,6 +19,10 @@ impl TrackSet {
         self.0[(id >> 6) as usize] |= 1 << (id & 63);
     }
 
+    pub fn remove(&mut self, id: u8) {
+        self.0[(id >> 6) as usize] &= !(1 << (id & 63));
+    }
+
     pub fn contains(&self, id: u8) -> bool {
         self.0[(id >> 6) as usize] & (1 << (id & 63)) != 0
     }

@@ -427,7 +427,41 @@ fn stream_xml(o: &mut String, st: &StreamStat) {
         if m.audio.sample_rate > 0 {
             el(o, "sample_rate", m.audio.sample_rate);
         }
-        o.push_str("</audio></meta>\r\n");
+        o.push_str("</audio>");
+        if !m.tracks.is_empty() {
+            // Sluice: every track of a multitrack stream.
+            o.push_str("<tracks>");
+            for t in &m.tracks {
+                o.push_str("<track>");
+                el(o, "type", if t.video.is_some() { "video" } else { "audio" });
+                el(o, "id", t.id);
+                if let Some(v) = &t.video {
+                    el(o, "codec", esc(&v.codec));
+                    if !v.profile.is_empty() {
+                        el(o, "profile", esc(&v.profile));
+                    }
+                    if v.width > 0 {
+                        el(o, "width", v.width);
+                        el(o, "height", v.height);
+                    }
+                }
+                if let Some(a) = &t.audio {
+                    el(o, "codec", esc(&a.codec));
+                    if !a.profile.is_empty() {
+                        el(o, "profile", esc(&a.profile));
+                    }
+                    if a.channels > 0 {
+                        el(o, "channels", a.channels);
+                    }
+                    if a.sample_rate > 0 {
+                        el(o, "sample_rate", a.sample_rate);
+                    }
+                }
+                o.push_str("</track>");
+            }
+            o.push_str("</tracks>");
+        }
+        o.push_str("</meta>\r\n");
     }
     el(o, "nclients", st.nclients);
     o.push_str("\r\n");

@@ -507,6 +507,7 @@ impl Connection {
         }
         self.start_recorders(&stream, &name, &args);
         crate::relay::Relays::on_publish(&self.shared, &key, &stream);
+        crate::split::on_publish(&self.shared, &key, &stream);
         if let Some(url) = self.relay_to.take() {
             crate::relay::Relays::push_to(&self.shared, &key, &stream, &url);
         }

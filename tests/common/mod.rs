@@ -2,6 +2,7 @@
 //! loopback port, ffmpeg-generated sources, ffprobe counts.
 #![allow(dead_code)]
 
+pub mod ffmpeg9;
 pub mod raw;
 
 use std::io::Read;
