@@ -131,7 +131,13 @@ fn hevc_av1_vp9_from_ffmpeg9_play_record_and_http_flv() {
             &["--until-unpublish"],
         );
         std::thread::sleep(Duration::from_millis(500));
-        let publisher = ffmpeg9::publish(&src, &s.url(name));
+        // The HEVC publisher announces its codecs (`fourCcList`), as
+        // `-rtmp_enhanced_codecs` makes ffmpeg 9 do; the others do not.
+        let extra: &[&str] = match name {
+            "hevc" => &["-rtmp_enhanced_codecs", "hvc1,av01,vp09"],
+            _ => &[],
+        };
+        let publisher = ffmpeg9::publish_with(&src, &s.url(name), extra);
         runs.push((name, src, want, ff, ff_out, own, own_out, publisher));
     }
     // HTTP-FLV joins mid-stream and ends with it.
@@ -160,6 +166,13 @@ fn hevc_av1_vp9_from_ffmpeg9_play_record_and_http_flv() {
         let got = same_tracks(&format!("{name} record"), &rec, &want);
         assert_eq!(packets(&got), packets(&want), "{name} record: every frame");
     }
+    // The announcement is read, and answered without upsetting ffmpeg.
+    assert!(
+        s.log()
+            .contains(r#"enhanced="fourCcList=[hvc1,av01,vp09]""#),
+        "{}",
+        s.log()
+    );
     // HEVC is cut into HLS (AV1 and VP9 are not: MPEG-TS HLS has no
     // mapping for them); ffprobe reads the playlist.
     let hls = media.path().join("hls/hevc.m3u8");
@@ -248,7 +261,7 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
     );
     assert!(
         stat.contains(
-            r#"{"type":"video","id":1,"video":{"width":0,"height":0,"frame_rate":0,"codec":"H264""#
+            r#"{"type":"video","id":1,"video":{"width":160,"height":120,"frame_rate":0,"codec":"H264""#
         ),
         "{stat}"
     );

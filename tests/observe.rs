@@ -206,7 +206,19 @@ fn sample(metrics: &str, name: &str, label: &str) -> f64 {
 #[test]
 fn metrics_parse_as_prometheus_text_and_move() {
     let (s, hport) = server("metrics");
-    let (status, before) = text(hport, "/metrics");
+    // The start-up probe's connection (Server::with_config waits for the
+    // port to answer) is counted once the server accepts it, which on a
+    // loaded machine can be after a first scrape: wait for it.
+    let t = std::time::Instant::now();
+    let (status, before) = loop {
+        let (status, m) = text(hport, "/metrics");
+        if sample(&m, "sluice_connections_accepted_total", "") >= 1.0
+            || t.elapsed() > Duration::from_secs(3)
+        {
+            break (status, m);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(status, 200);
     // Every line is a comment, blank, or `name{labels} value`.
     let check = |m: &str| {

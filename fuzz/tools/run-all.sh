@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 shift || true
-targets=${*:-handshake chunk amf0 amf3 command flv config}
+targets=${*:-handshake chunk amf0 amf3 command flv config media_body}
 mkdir -p logs
 for t in $targets; do
     # shellcheck disable=SC2086

@@ -8,6 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub mod avc;
 pub mod body;
 pub mod configs;
 

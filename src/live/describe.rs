@@ -52,7 +52,8 @@ pub struct TrackDesc {
     pub kind: Media,
     pub id: u8,
     /// For video tracks; codec and profile from its configuration record,
-    /// size from `videoTrackIdInfoMap` (or the top-level fields for id 0).
+    /// size from `videoTrackIdInfoMap`, else from the H.264 SPS (track 0:
+    /// the top-level fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoDesc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,6 +278,9 @@ fn apply_video_config(v: &mut VideoDesc, codec: Codec, rec: &[u8]) {
         v.profile = avc_profile_name(rec[1]).to_owned();
         v.compat = rec[2];
         v.level = format!("{:.1}", rec[3] as f64 / 10.0);
+        if let Some((w, h)) = crate::flv::avc::record_size(rec) {
+            (v.width, v.height) = (w, h);
+        }
     }
 }
 

@@ -92,8 +92,8 @@ fn enhanced_answer(obj: &Amf) -> Vec<(String, Amf)> {
 }
 
 /// What a client announced of Enhanced RTMP, for the connect log line:
-/// `fourCcList=[hvc1,av01] capsEx=3`, or empty.
-fn enhanced_summary(obj: &Amf) -> String {
+/// `fourCcList=[hvc1,av01] capsEx=3`, or `None` (no field logged).
+fn enhanced_summary(obj: &Amf) -> Option<String> {
     let mut out = Vec::new();
     for f in ENHANCED_FIELDS {
         let Some(v) = obj.get(f) else { continue };
@@ -117,7 +117,7 @@ fn enhanced_summary(obj: &Amf) -> String {
         };
         out.push(format!("{f}={shown}"));
     }
-    out.join(" ")
+    (!out.is_empty()).then(|| out.join(" "))
 }
 
 /// Splits `name?args` into its parts.
@@ -339,7 +339,7 @@ impl Connection {
             app = app_name,
             flashver = get("flashVer"),
             tcurl = %crate::redact::args(&tc_url),
-            enhanced = enhanced_summary(&obj),
+            enhanced = enhanced_summary(&obj).as_deref(),
             "connect"
         );
         let server = self.server;

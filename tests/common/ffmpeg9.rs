@@ -50,6 +50,11 @@ pub fn make(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 
 /// ffmpeg 9 publishing every stream of `src` at its pace.
 pub fn publish(src: &Path, url: &str) -> Child {
+    publish_with(src, url, &[])
+}
+
+/// The same with output options (`-rtmp_enhanced_codecs`...).
+pub fn publish_with(src: &Path, url: &str, extra: &[&str]) -> Child {
     Command::new(bin())
         .args([
             "-hide_banner",
@@ -60,7 +65,9 @@ pub fn publish(src: &Path, url: &str) -> Child {
             "-i",
         ])
         .arg(src)
-        .args(["-map", "0", "-c", "copy", "-f", "flv", url])
+        .args(["-map", "0", "-c", "copy"])
+        .args(extra)
+        .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

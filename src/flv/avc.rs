@@ -1,0 +1,209 @@
+//! The picture size of an H.264 stream, read from the first sequence
+//! parameter set of its AVCDecoderConfigurationRecord.
+//!
+//! Publishers put the size of their default track in `onMetaData`, but
+//! nothing says how large a multitrack stream's other renditions are
+//! (ffmpeg 9 sends no `videoTrackIdInfoMap`). The SPS does. Read on
+//! demand for `/stat` and the dashboard, never per frame; every read is
+//! bounded by the bytes present.
+
+/// Reads bits MSB first from an RBSP (emulation prevention removed).
+struct Bits<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Option<u32> {
+        let byte = *self.b.get(self.pos / 8)?;
+        let v = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(v as u32)
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0, |acc, _| Some(acc << 1 | self.bit()?))
+    }
+
+    /// Exp-Golomb, unsigned. More than 31 leading zeros is no valid SPS.
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        Some(if k % 2 == 1 {
+            k.div_ceil(2) as i32
+        } else {
+            -((k / 2) as i32)
+        })
+    }
+}
+
+/// Width and height of the first SPS in an AVCDecoderConfigurationRecord.
+pub fn record_size(rec: &[u8]) -> Option<(u32, u32)> {
+    // version, profile, compat, level, length size, SPS count, SPS length.
+    if rec.len() < 8 || rec[0] != 1 || rec[5] & 0x1f == 0 {
+        return None;
+    }
+    let len = u16::from_be_bytes([rec[6], rec[7]]) as usize;
+    sps_size(rec.get(8..8 + len)?)
+}
+
+/// Width and height from an SPS NAL unit (with its header byte).
+pub fn sps_size(nal: &[u8]) -> Option<(u32, u32)> {
+    let rbsp = unescape(nal.get(1..)?);
+    let mut r = Bits { b: &rbsp, pos: 0 };
+    let profile = r.bits(8)?;
+    r.bits(16)?; // constraint flags, level
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma = 1;
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma = r.ue()?;
+        if chroma == 3 {
+            r.bit()?; // separate_colour_plane_flag
+        }
+        r.ue()?; // bit depths
+        r.ue()?;
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            for i in 0..if chroma == 3 { 12 } else { 8 } {
+                if r.bit()? == 1 {
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            let n = r.ue()?;
+            if n > 255 {
+                return None;
+            }
+            for _ in 0..n {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let w_mbs = r.ue()?.checked_add(1)?;
+    let h_units = r.ue()?.checked_add(1)?;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut cl, mut cr, mut ct, mut cb) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        (cl, cr, ct, cb) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+    }
+    let field = 2 - frame_mbs_only;
+    let (ux, uy) = match chroma {
+        1 => (2, 2 * field),
+        2 => (2, field),
+        _ => (1, field),
+    };
+    let width = w_mbs
+        .checked_mul(16)?
+        .checked_sub(ux * (cl.checked_add(cr)?))?;
+    let height = h_units
+        .checked_mul(16 * field)?
+        .checked_sub(uy * (ct.checked_add(cb)?))?;
+    Some((width, height))
+}
+
+fn skip_scaling_list(r: &mut Bits<'_>, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i32, 8i32);
+    for _ in 0..size {
+        if next != 0 {
+            next = (last + r.se()? + 256).rem_euclid(256);
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Some(())
+}
+
+/// Removes emulation prevention bytes (`00 00 03` → `00 00`).
+fn unescape(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut zeros = 0;
+    for &x in b {
+        if zeros >= 2 && x == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if x == 0 { zeros + 1 } else { 0 };
+        out.push(x);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_of_real_encoder_output() {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // x264 as ffmpeg 9 and 5.1 make them: High 4:4:4 renditions
+        // (320x240 and 160x120) and High 4:2:0 with bottom cropping.
+        for (sps, size) in [
+            (
+                "67f4000d919b28283f6022000003000200000300641e28532c",
+                (320, 240),
+            ),
+            (
+                "67f4000b919b28508fc4e022000003000200000300641e28532c",
+                (160, 120),
+            ),
+            (
+                "67640028acd940780227e5c044000003000400000300c83c60c658",
+                (1920, 1080),
+            ),
+            (
+                "6764001eacd940a063f3e022000003000200000300643e28532c",
+                (640, 360),
+            ),
+        ] {
+            assert_eq!(sps_size(&hex(sps)), Some(size), "{sps}");
+        }
+        let mut rec = vec![1, 0x64, 0, 0x28, 0xff, 0xe1, 0, 27];
+        rec.extend(hex(
+            "67640028acd940780227e5c044000003000400000300c83c60c658",
+        ));
+        assert_eq!(record_size(&rec), Some((1920, 1080)));
+        assert_eq!(record_size(&rec[..20]), None, "short");
+        assert_eq!(sps_size(&[0x67, 0x64]), None);
+        assert_eq!(
+            sps_size(&[0x67, 0x64, 0, 0, 0, 0, 0, 0, 0, 0]),
+            None,
+            "all zeros"
+        );
+    }
+}
