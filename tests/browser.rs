@@ -1,5 +1,6 @@
 //! Real browser players: headless Chromium plays Sluice's HLS with hls.js
-//! and its HTTP-FLV with mpegts.js, and the video's time must advance.
+//! and its HTTP-FLV with mpegts.js, and the video's time must advance;
+//! hls.js parses Sluice's HEVC HLS (from an ffmpeg 9 publisher).
 //! `scripts/test.sh` installs Debian's chromium and the npm packages in
 //! tests/browser/.
 
@@ -65,6 +66,32 @@ fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
     let s = Server::with_config(&conf, port);
     let src = make_source(s.dir.path(), 40);
     let publisher = ffmpeg_publish_file(&src, &s.url("cam"));
+    // HEVC from ffmpeg 9, cut into HLS beside it.
+    let hevc_src = common::ffmpeg9::make(
+        s.dir.path(),
+        "hevc.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "30",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=none",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
+        ],
+    );
+    let hevc_publisher = common::ffmpeg9::publish(&hevc_src, &s.url("hevc"));
     std::thread::sleep(Duration::from_secs(4));
     let base = format!("http://127.0.0.1:{hport}");
 
@@ -78,9 +105,34 @@ fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
     ));
     assert!(flv.contains("\"ok\":true"), "mpegts.js: {flv}");
     eprintln!("hls.js: {hls}mpegts.js: {flv}");
-    let mut p = publisher;
-    let _ = p.kill();
-    let _ = p.wait();
+
+    // hls.js parses Sluice's HEVC segments (it builds the codec string
+    // from the parameter sets in them) and plays them where this
+    // Chromium's Media Source Extensions take HEVC (Debian's build on a
+    // machine without a hardware decoder does not).
+    let out = Command::new("node")
+        .arg(dir.join("codec.mjs"))
+        .arg(format!(
+            "{base}/page/index.html?kind=hls&src={base}/hls/hevc.m3u8"
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let r: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("codec.mjs: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let codec = r["codec"].as_str().unwrap_or_default();
+    assert!(
+        codec.starts_with("hvc1.") || codec.starts_with("hev1."),
+        "hls.js parsed HEVC: {r}"
+    );
+    if r["supported"] == true {
+        assert_eq!(r["advanced"], true, "HEVC plays where supported: {r}");
+    }
+    eprintln!("hls.js HEVC: {r}");
+    for mut p in [publisher, hevc_publisher] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
 }
 
 /// The dashboard in Chromium: it lists the stream ffmpeg publishes, plays
