@@ -302,6 +302,9 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
     wait_ok(debian, "Debian ffmpeg play of mt-video_1");
     let (flags, width) = first_video_packet(&rendition);
     assert!(flags.starts_with('K') && width == 160, "{flags} {width}");
+    // A stream with one video track is not split.
+    assert!(!media.path().join("rec/mt-audio_0.flv").exists());
+    assert!(!stat.contains(r#""name":"mt-audio_0""#), "{stat}");
     for (suffix, width) in [("_0", 320), ("_1", 160)] {
         let rec = media.path().join(format!("rec/mt-video{suffix}.flv"));
         assert_eq!(

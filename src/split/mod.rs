@@ -8,7 +8,8 @@
 //! The split is one more reader of the published stream's ring (joined on
 //! the publisher's task, so it sees the first frame), and each rendition
 //! is a stream published by that reader. A rendition's stream appears at
-//! its track's first configuration and ends with the publish. A client
+//! its track's first configuration, once the publish has shown a second
+//! video track (a plain stream is never copied), and ends with the publish. A client
 //! that publishes a rendition's name itself takes it over, as it would a
 //! pull. Renditions are local to the node: they are not claimed in a
 //! cluster's directory.

@@ -29,8 +29,8 @@ pub struct Out {
     pub payload: Bytes,
 }
 
-/// Splits a stream's frames by video track. `wanted` tells which tracks
-/// have a stream of their own.
+/// Splits a stream's frames by video track, once it has two: the
+/// directive's `Split` names the tracks that get a stream of their own.
 pub struct Splitter {
     split: crate::config::Split,
     /// Renditions that exist: their first configuration came.
@@ -41,7 +41,15 @@ pub struct Splitter {
     /// audio track's configurations, for renditions that start later.
     meta: Option<Vec<Amf>>,
     audio: Configs<Bytes>,
+    /// Whether a second video track has shown up. Until then nothing is
+    /// split (a plain stream gets no `NAME_0` copy) and each track's
+    /// configuration waits here.
+    multitrack: bool,
+    configs: Vec<(u8, Bytes)>,
 }
+
+/// Video tracks remembered before the split starts.
+const MAX_TRACKS: usize = 32;
 
 impl Splitter {
     pub fn new(split: crate::config::Split) -> Splitter {
@@ -51,6 +59,8 @@ impl Splitter {
             skipping: Default::default(),
             meta: None,
             audio: Configs::default(),
+            multitrack: false,
+            configs: Vec::new(),
         }
     }
 
@@ -106,24 +116,35 @@ impl Splitter {
                     return out;
                 };
                 for u in m.units().map_while(Result::ok) {
-                    if self.split.suffix(u.track).is_none() {
+                    let tag = match m.multitrack {
+                        None => Some(payload.clone()),
+                        Some(_) => video_tag(m.frame_type, &u),
+                    };
+                    let Some(tag) = tag else { continue };
+                    if u.packet == Packet::Config && !self.multitrack {
+                        // Not split yet: keep each track's configuration
+                        // until a second track shows the stream is
+                        // multitrack, then start every rendition at once.
+                        self.configs.retain(|(t, _)| *t != u.track);
+                        if self.configs.len() < MAX_TRACKS {
+                            self.configs.push((u.track, tag));
+                        }
+                        if self.configs.len() >= 2 {
+                            self.multitrack = true;
+                            for (t, cfg) in self.configs.clone() {
+                                self.start(t, cfg, &mut out);
+                            }
+                        }
+                        continue;
+                    }
+                    if !self.multitrack || self.split.suffix(u.track).is_none() {
                         continue;
                     }
                     if !self.live.contains(u.track) {
-                        if u.packet != Packet::Config {
-                            continue;
+                        if u.packet == Packet::Config {
+                            self.start(u.track, tag, &mut out);
                         }
-                        self.live.insert(u.track);
-                        if let Some(values) = &self.meta {
-                            out.push(self.meta_for(values, u.track));
-                        }
-                        for a in self.audio.iter() {
-                            out.push(Out {
-                                track: u.track,
-                                kind: FrameKind::Audio,
-                                payload: a.clone(),
-                            });
-                        }
+                        continue;
                     }
                     if self.skipping.contains(u.track) && !u.packet.is_config() {
                         if !m.is_key() {
@@ -131,21 +152,39 @@ impl Splitter {
                         }
                         self.skipping.remove(u.track);
                     }
-                    let tag = match m.multitrack {
-                        None => Some(payload.clone()),
-                        Some(_) => video_tag(m.frame_type, &u),
-                    };
-                    if let Some(payload) = tag {
-                        out.push(Out {
-                            track: u.track,
-                            kind: FrameKind::Video,
-                            payload,
-                        });
-                    }
+                    out.push(Out {
+                        track: u.track,
+                        kind: FrameKind::Video,
+                        payload: tag,
+                    });
                 }
             }
         }
         out
+    }
+
+    /// Starts rendition `track` (when it has a name) with the metadata,
+    /// the audio configuration and its video configuration `cfg`.
+    fn start(&mut self, track: u8, cfg: Bytes, out: &mut Vec<Out>) {
+        if self.split.suffix(track).is_none() || self.live.contains(track) {
+            return;
+        }
+        self.live.insert(track);
+        if let Some(values) = &self.meta {
+            out.push(self.meta_for(values, track));
+        }
+        for a in self.audio.iter() {
+            out.push(Out {
+                track,
+                kind: FrameKind::Audio,
+                payload: a.clone(),
+            });
+        }
+        out.push(Out {
+            track,
+            kind: FrameKind::Video,
+            payload: cfg,
+        });
     }
 
     /// Frames were lost: each rendition resumes at its next keyframe.
@@ -279,30 +318,48 @@ mod tests {
     #[test]
     fn ffmpeg_renditions_become_plain_streams() {
         let mut s = Splitter::new(Split::ById);
-        assert!(s.frame(&meta()).is_empty(), "no rendition yet");
         let aac = [0xaf, 0, 0x12, 0x10];
-        assert!(s.frame(&frame(FrameKind::Audio, &aac)).is_empty());
-        // Track 1's configuration starts rendition 1 with the metadata (no
-        // size: it is track 0's) and the audio configuration first.
+        let cfg0 = [0x17, 0, 0, 0, 0, 1, 100, 0, 31];
+        let key0 = [0x17, 1, 0, 0, 0, 0x65];
+        // A plain stream is not split.
+        for (kind, p) in [
+            (FrameKind::Audio, &aac[..]),
+            (FrameKind::Video, &cfg0[..]),
+            (FrameKind::Video, &key0[..]),
+        ] {
+            assert!(s.frame(&frame(kind, p)).is_empty());
+        }
+        assert!(s.frame(&meta()).is_empty());
+        // A second track's configuration starts both renditions, each with
+        // metadata (track 1's without track 0's size), audio and video
+        // configuration, in that order.
         let cfg1 = [0x96, 0x00, b'a', b'v', b'c', b'1', 1, 1, 66, 0, 11];
         let out = s.frame(&frame(FrameKind::Video, &cfg1));
-        assert_eq!(out.len(), 3);
-        assert_eq!((out[0].track, out[0].kind), (1, FrameKind::Data));
-        let m = amf::decode_all(&out[0].payload).unwrap();
-        assert!(m[1].get("width").is_none() && m[1].get("framerate").is_some());
+        let tracks: Vec<_> = out.iter().map(|o| (o.track, o.kind)).collect();
+        use FrameKind::{Audio, Data, Video};
+        assert_eq!(
+            tracks,
+            [
+                (0, Data),
+                (0, Audio),
+                (0, Video),
+                (1, Data),
+                (1, Audio),
+                (1, Video)
+            ]
+        );
+        let m0 = amf::decode_all(&out[0].payload).unwrap();
+        assert_eq!(m0[1].get("width").and_then(Amf::as_f64), Some(320.0));
+        let m1 = amf::decode_all(&out[3].payload).unwrap();
+        assert!(m1[1].get("width").is_none() && m1[1].get("framerate").is_some());
         assert_eq!(&out[1].payload[..], &aac);
-        assert_eq!(&out[2].payload[..], &[0x17, 0, 0, 0, 0, 1, 66, 0, 11]);
+        assert_eq!(&out[2].payload[..], &cfg0, "track 0 passes as is");
+        assert_eq!(&out[5].payload[..], &[0x17, 0, 0, 0, 0, 1, 66, 0, 11]);
         // Coded frames: a legacy AVC tag with the composition offset.
         let key1 = [0x96, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 80, 0x65];
         let out = s.frame(&frame(FrameKind::Video, &key1));
+        assert_eq!(out.len(), 1);
         assert_eq!(&out[0].payload[..], &[0x17, 1, 0, 0, 80, 0x65]);
-        // Track 0 (legacy) passes as is, to rendition 0 once it started.
-        let cfg0 = [0x17, 0, 0, 0, 0, 1, 100, 0, 31];
-        let out = s.frame(&frame(FrameKind::Video, &cfg0));
-        assert_eq!(out.iter().map(|o| o.track).collect::<Vec<_>>(), [0, 0, 0]);
-        let m = amf::decode_all(&out[0].payload).unwrap();
-        assert_eq!(m[1].get("width").and_then(Amf::as_f64), Some(320.0));
-        assert_eq!(&out[2].payload[..], &cfg0);
         // Audio goes to both renditions; a second audio track to none.
         let out = s.frame(&frame(FrameKind::Audio, &[0xaf, 1, 0x21]));
         assert_eq!(out.len(), 2);
@@ -318,15 +375,16 @@ mod tests {
 
     #[test]
     fn named_suffixes_leave_other_tracks_out_and_hevc_stays_enhanced() {
-        let mut s = Splitter::new(Split::Suffixes(vec!["_hi".into()]));
+        let cfg0 = [0x17, 0, 0, 0, 0, 1, 100, 0, 31];
         let cfg1 = [0x96, 0x00, b'h', b'v', b'c', b'1', 1, 1, 2];
-        assert!(
-            s.frame(&frame(FrameKind::Video, &cfg1)).is_empty(),
-            "no suffix for track 1"
-        );
-        let mut s = Splitter::new(Split::ById);
+        let mut s = Splitter::new(Split::Suffixes(vec!["_hi".into()]));
+        assert!(s.frame(&frame(FrameKind::Video, &cfg0)).is_empty());
         let out = s.frame(&frame(FrameKind::Video, &cfg1));
-        assert_eq!(&out[0].payload[..], &[0x90, b'h', b'v', b'c', b'1', 1, 2]);
+        assert!(out.iter().all(|o| o.track == 0), "no suffix for track 1");
+        let mut s = Splitter::new(Split::ById);
+        s.frame(&frame(FrameKind::Video, &cfg0));
+        let out = s.frame(&frame(FrameKind::Video, &cfg1));
+        assert_eq!(&out[1].payload[..], &[0x90, b'h', b'v', b'c', b'1', 1, 2]);
         let coded = [0xa6, 0x01, b'h', b'v', b'c', b'1', 1, 0, 0, 40, 9];
         let out = s.frame(&frame(FrameKind::Video, &coded));
         assert_eq!(
