@@ -12,15 +12,17 @@ use std::time::Duration;
 use common::ffmpeg9::{self, StreamInfo};
 use common::*;
 
-/// A server with recording, HLS, `multitrack_split` and HTTP-FLV, writing
-/// under `media`. Returns it and its HTTP port.
-fn server(media: &Path) -> (Server, u16) {
+/// A server with recording (`on_record_done` to `hook`), HLS,
+/// `multitrack_split` and HTTP-FLV, writing under `media`. Returns it and
+/// its HTTP port.
+fn server(media: &Path, hook: &HookServer) -> (Server, u16) {
     let (port, hport) = (free_port(), free_port());
     let m = media.display();
+    let done = hook.url("/done");
     let conf = format!(
         "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{
             live on;
-            record all; record_path {m}/rec;
+            record all; record_path {m}/rec; on_record_done {done};
             hls on; hls_path {m}/hls; hls_fragment 1s;
             multitrack_split on;
          }} }} }}
@@ -84,7 +86,8 @@ fn same_tracks(what: &str, got: &Path, src: &[StreamInfo]) -> Vec<StreamInfo> {
 #[test]
 fn hevc_av1_vp9_from_ffmpeg9_play_record_and_http_flv() {
     let media = tempfile::tempdir().unwrap();
-    let (s, hport) = server(media.path());
+    let hook = HookServer::start(|_| (200, None, Duration::ZERO));
+    let (s, hport) = server(media.path(), &hook);
     let base = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
     let audio = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"];
     let codecs: [(&str, &[&str]); 3] = [
@@ -183,7 +186,8 @@ fn hevc_av1_vp9_from_ffmpeg9_play_record_and_http_flv() {
 #[test]
 fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
     let media = tempfile::tempdir().unwrap();
-    let (s, hport) = server(media.path());
+    let hook = HookServer::start(|_| (200, None, Duration::ZERO));
+    let (s, hport) = server(media.path(), &hook);
     let video = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
     let a440 = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"];
     let a880 = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"];
@@ -325,6 +329,24 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
         );
         let hls = media.path().join(format!("hls/mt-video{suffix}.m3u8"));
         assert!(hls.exists(), "HLS of mt-video{suffix}");
+        // on_record_done names the rendition and its file.
+        let name = format!("mt-video{suffix}");
+        let t = std::time::Instant::now();
+        let done = loop {
+            let found = hook
+                .requests()
+                .into_iter()
+                .find(|r| r.get("name") == Some(name.as_str()));
+            match found {
+                Some(r) => break r,
+                None if t.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                None => panic!("no on_record_done for {name}: {:?}", hook.requests()),
+            }
+        };
+        assert_eq!(done.get("call"), Some("record_done"));
+        assert_eq!(done.get("path"), rec.to_str());
     }
     drop(s);
 }

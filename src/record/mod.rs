@@ -13,4 +13,4 @@ pub mod path;
 pub mod task;
 
 pub use file::{Op, Recording};
-pub use task::{spawn, Controls, Ctl, Events, Hook};
+pub use task::{spawn, Controls, Ctl, Events, Hook, Starter};

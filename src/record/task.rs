@@ -19,6 +19,11 @@ use crate::live::{Delivery, Stream, StreamKey};
 /// knows the publisher's connection and the session's notification fields.
 pub type Hook = Box<dyn Fn(&str, &Path) + Send + Sync>;
 
+/// Starts an application's recorders on a stream just published, with the
+/// publisher's notifications wired in: made by the publishing connection,
+/// called for its own stream and for the renditions `split` derives.
+pub type Starter = Arc<dyn Fn(&Arc<Stream>, &StreamKey) + Send + Sync>;
+
 /// What the rest of the server hears from a recorder.
 pub struct Events {
     /// A file was opened (`record_notify`: NetStream.Record.Start).

@@ -505,9 +505,12 @@ impl Connection {
             // Owned by us now, whoever published it here before.
             c.note_publisher(&key, self.id);
         }
-        self.start_recorders(&stream, &name, &args);
+        let recorders = self.recorders(&args);
+        if let Some(start) = &recorders {
+            start(&stream, &key);
+        }
         crate::relay::Relays::on_publish(&self.shared, &key, &stream);
-        crate::split::on_publish(&self.shared, &key, &stream);
+        crate::split::on_publish(&self.shared, &key, &stream, recorders);
         if let Some(url) = self.relay_to.take() {
             crate::relay::Relays::push_to(&self.shared, &key, &stream, &url);
         }

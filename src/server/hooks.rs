@@ -483,64 +483,62 @@ impl Connection {
         }
     }
 
-    /// Starts the application's recorders on a stream just published.
+    /// What starts the application's recorders on a stream this connection
+    /// publishes, under its own name or a multitrack rendition's (`split`).
     /// Each finished file fires `on_record_done` with nginx-rtmp's fields:
     /// the session, `call=record_done`, `recorder`, `name`, `path`, and the
-    /// stream args.
-    pub(super) fn start_recorders(
-        &self,
-        stream: &std::sync::Arc<crate::live::Stream>,
-        name: &str,
-        args: &str,
-    ) {
-        let Some(c) = &self.connected else { return };
-        for conf in &c.app.recorders {
-            let hook = conf.on_record_done.clone();
-            let session = self.session_fields();
-            let notifier = self.shared.notifier.clone();
-            let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
-            let (name2, args2) = (name.to_owned(), args.to_owned());
-            // record_notify: an onStatus to this publisher, through its inbox.
-            let status = {
-                let (shared, me, notify) = (self.shared.clone(), self.id, conf.notify);
-                std::sync::Arc::new(move |code: &'static str, recorder: &str| {
-                    if notify {
-                        let description = recorder.to_owned();
-                        let sig = super::drain::Signal::Status { code, description };
-                        shared.drain.post(me, sig);
-                    }
-                })
-            };
-            let start = status.clone();
-            let opened: crate::record::Hook =
-                Box::new(move |recorder, _path| start("NetStream.Record.Start", recorder));
-            let done: crate::record::Hook = Box::new(move |recorder, path| {
-                status("NetStream.Record.Stop", recorder);
-                let Some(url) = &hook else { return };
-                let form = session
-                    .form()
-                    .field("call", "record_done")
-                    .field("recorder", recorder)
-                    .field("name", &name2)
-                    .field("path", &path.display().to_string())
-                    .raw(&args2);
-                notifier.fire(Call {
-                    url: url.clone(),
-                    method,
-                    timeout,
-                    form,
-                    name: "record_done",
-                });
-            });
-            let events = crate::record::Events { opened, done };
-            let key = crate::live::StreamKey {
-                server: self.server,
-                app: c.app_name.clone(),
-                name: name.to_owned(),
-            };
-            let controls = self.shared.recorders.clone();
-            crate::record::spawn(stream.clone(), conf.clone(), key, controls, events);
+    /// stream args; `record_notify` tells this publisher.
+    pub(super) fn recorders(&self, args: &str) -> Option<crate::record::Starter> {
+        let c = self.connected.as_ref()?;
+        if c.app.recorders.is_empty() {
+            return None;
         }
+        let confs = c.app.recorders.clone();
+        let session = self.session_fields();
+        let (shared, me, args) = (self.shared.clone(), self.id, args.to_owned());
+        let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
+        Some(std::sync::Arc::new(move |stream, key| {
+            for conf in &confs {
+                let hook = conf.on_record_done.clone();
+                let (session, notifier) = (session.clone(), shared.notifier.clone());
+                let (name, args) = (key.name.clone(), args.clone());
+                // record_notify: an onStatus to this publisher, through its inbox.
+                let status = {
+                    let (shared, notify) = (shared.clone(), conf.notify);
+                    std::sync::Arc::new(move |code: &'static str, recorder: &str| {
+                        if notify {
+                            let description = recorder.to_owned();
+                            let sig = super::drain::Signal::Status { code, description };
+                            shared.drain.post(me, sig);
+                        }
+                    })
+                };
+                let start = status.clone();
+                let opened: crate::record::Hook =
+                    Box::new(move |recorder, _path| start("NetStream.Record.Start", recorder));
+                let done: crate::record::Hook = Box::new(move |recorder, path| {
+                    status("NetStream.Record.Stop", recorder);
+                    let Some(url) = &hook else { return };
+                    let form = session
+                        .form()
+                        .field("call", "record_done")
+                        .field("recorder", recorder)
+                        .field("name", &name)
+                        .field("path", &path.display().to_string())
+                        .raw(&args);
+                    notifier.fire(Call {
+                        url: url.clone(),
+                        method,
+                        timeout,
+                        form,
+                        name: "record_done",
+                    });
+                });
+                let events = crate::record::Events { opened, done };
+                let controls = shared.recorders.clone();
+                crate::record::spawn(stream.clone(), conf.clone(), key.clone(), controls, events);
+            }
+        }))
     }
 
     /// Fires `on_disconnect`, for every connection, connected or not.

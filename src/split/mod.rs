@@ -30,7 +30,14 @@ use crate::server::Shared;
 
 /// Starts splitting `stream`, just published as `key`, when its
 /// application has `multitrack_split`.
-pub fn on_publish(shared: &Arc<Shared>, key: &StreamKey, stream: &Arc<Stream>) {
+/// `recorders` starts the application's recorders with the publisher's
+/// notifications (`on_record_done` carries the rendition's name).
+pub fn on_publish(
+    shared: &Arc<Shared>,
+    key: &StreamKey,
+    stream: &Arc<Stream>,
+    recorders: Option<crate::record::Starter>,
+) {
     let Some(app) = shared.config.servers[key.server].app(&key.app) else {
         return;
     };
@@ -48,7 +55,7 @@ pub fn on_publish(shared: &Arc<Shared>, key: &StreamKey, stream: &Arc<Stream>) {
                     for out in splitter.frame(&f) {
                         let r = renditions.entry(out.track).or_insert_with(|| {
                             let suffix = split.suffix(out.track)?;
-                            Rendition::start(&shared, &key, &app, &suffix)
+                            Rendition::start(&shared, &key, &app, &suffix, recorders.as_ref())
                         });
                         if let Some(r) = r {
                             r.push(&f, out);
@@ -92,6 +99,7 @@ impl Rendition {
         parent: &StreamKey,
         app: &AppConf,
         suffix: &str,
+        recorders: Option<&crate::record::Starter>,
     ) -> Option<Rendition> {
         let key = StreamKey {
             server: parent.server,
@@ -121,13 +129,8 @@ impl Rendition {
             parent = parent.name,
             "multitrack split: rendition"
         );
-        for conf in &app.recorders {
-            let events = crate::record::Events {
-                opened: Box::new(|_, _| {}),
-                done: Box::new(|_, _| {}),
-            };
-            let controls = shared.recorders.clone();
-            crate::record::spawn(stream.clone(), conf.clone(), key.clone(), controls, events);
+        if let Some(start) = recorders {
+            start(&stream, &key);
         }
         if let Some(h) = &app.hls {
             crate::hls::task::spawn(stream.clone(), h.clone(), key.name.clone());
