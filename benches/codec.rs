@@ -101,5 +101,35 @@ fn amf0(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chunk, amf0);
+/// Per-frame classification on the publish path: what every media message
+/// pays to learn its keyframe flag and track, legacy and Enhanced RTMP
+/// (ffmpeg 9's OneTrack layout and a two-track ManyTracks message).
+fn classify(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flv");
+    let legacy = [0x27u8, 1, 0, 0, 40, 0x41, 0x9a];
+    let hevc = [0x91u8, b'h', b'v', b'c', b'1', 0, 0, 40, 0x02, 0x01];
+    let one_track = [0xa6u8, 0x01, b'a', b'v', b'c', b'1', 1, 0, 0, 40, 0x41];
+    let many = [
+        0x96u8, 0x11, b'a', b'v', b'0', b'1', 0, 0, 0, 2, 7, 8, 1, 0, 0, 1, 9,
+    ];
+    for (name, p) in [
+        ("video_info legacy AVC", &legacy[..]),
+        ("video_info enhanced hvc1", &hevc[..]),
+        (
+            "video_info OneTrack avc1 (ffmpeg 9 track 1)",
+            &one_track[..],
+        ),
+        ("video_info ManyTracks, 2 tracks", &many[..]),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| sluice::flv::video_info(black_box(p)).unwrap())
+        });
+    }
+    g.bench_function("composition_offset legacy AVC", |b| {
+        b.iter(|| sluice::flv::composition_offset(black_box(&legacy)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunk, amf0, classify);
 criterion_main!(benches);

@@ -122,12 +122,13 @@ pub fn sps_size(nal: &[u8]) -> Option<(u32, u32)> {
         2 => (2, field),
         _ => (1, field),
     };
+    // Every product checked: the numbers come from the peer.
     let width = w_mbs
         .checked_mul(16)?
-        .checked_sub(ux * (cl.checked_add(cr)?))?;
+        .checked_sub(cl.checked_add(cr)?.checked_mul(ux)?)?;
     let height = h_units
         .checked_mul(16 * field)?
-        .checked_sub(uy * (ct.checked_add(cb)?))?;
+        .checked_sub(ct.checked_add(cb)?.checked_mul(uy)?)?;
     Some((width, height))
 }
 
@@ -135,7 +136,7 @@ fn skip_scaling_list(r: &mut Bits<'_>, size: usize) -> Option<()> {
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256).rem_euclid(256);
+            next = (last as i64 + r.se()? as i64 + 256).rem_euclid(256) as i32;
         }
         if next != 0 {
             last = next;
@@ -205,5 +206,9 @@ mod tests {
             None,
             "all zeros"
         );
+        // Found by the media_body fuzz target: crop offsets whose product
+        // with the crop unit overflowed.
+        let crash = hex("67f40007000b919b28508fc4e822000003000200000300641e48");
+        assert_eq!(sps_size(&crash), None);
     }
 }
