@@ -10,8 +10,13 @@
 pub struct TimestampFix {
     last_raw: Option<u32>,
     last_ext: i64,
-    /// Last output per track (audio, video, data).
+    /// Last output per kind (audio, video, data), for its default track.
     track: [i64; 3],
+    /// Last output of the other tracks of an Enhanced RTMP multitrack
+    /// publish, by (kind, track id): each track is monotonic on its own, so
+    /// a second audio track that trails the first by a few ms is not
+    /// pulled forward.
+    extra: Vec<(usize, u8, i64)>,
     /// Set by [`Self::continuing`]: the first timestamp maps at or above it.
     floor: Option<i64>,
     offset: i64,
@@ -34,8 +39,14 @@ impl TimestampFix {
         }
     }
 
-    /// Returns the player timestamp for a raw publisher timestamp on `track`.
+    /// Returns the player timestamp for a raw publisher timestamp of kind
+    /// `track` (0 audio, 1 video, 2 data), default track.
     pub fn fix(&mut self, raw: u32, track: usize) -> u32 {
+        self.fix_track(raw, track, 0)
+    }
+
+    /// The same for track `id` of a multitrack publish.
+    pub fn fix_track(&mut self, raw: u32, track: usize, id: u8) -> u32 {
         let ext = match self.last_raw {
             None => raw as i64,
             Some(prev) => self.last_ext + raw.wrapping_sub(prev) as i32 as i64,
@@ -45,8 +56,20 @@ impl TimestampFix {
         if let Some(floor) = self.floor.take() {
             self.offset = (floor - ext).max(0);
         }
-        let out = (ext + self.offset).max(self.track[track]).max(0);
-        self.track[track] = out;
+        let last = match id {
+            0 => &mut self.track[track],
+            _ => match self.extra.iter().position(|e| (e.0, e.1) == (track, id)) {
+                Some(i) => &mut self.extra[i].2,
+                None => {
+                    // At most 2 x 255 entries: kinds and ids are bounded.
+                    self.extra.push((track, id, 0));
+                    let n = self.extra.len() - 1;
+                    &mut self.extra[n].2
+                }
+            },
+        };
+        let out = (ext + self.offset).max(*last).max(0);
+        *last = out;
         out as u32
     }
 }
@@ -66,6 +89,17 @@ mod tests {
         // audio may trail video slightly on its own track
         assert_eq!(f.fix(0x09, 0), 0x09);
         assert_eq!(f.fix(0x40, 1), 0x40);
+    }
+
+    #[test]
+    fn each_track_of_a_multitrack_publish_is_monotonic_on_its_own() {
+        let mut f = TimestampFix::new();
+        assert_eq!(f.fix_track(2030, 0, 0), 2030);
+        // A second audio track trailing the first keeps its own time.
+        assert_eq!(f.fix_track(2021, 0, 1), 2021);
+        assert_eq!(f.fix_track(2015, 0, 1), 2021, "but never goes back");
+        assert_eq!(f.fix_track(2045, 0, 1), 2045);
+        assert_eq!(f.fix(2025, 0), 2030, "track 0 is held as before");
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Ingest {
             }
         }
         let track = if kind == FrameKind::Video { 1 } else { 0 };
-        let ts = self.ts.fix(ts, track);
+        let ts = self.ts.fix_track(ts, track, info.track);
         self.frames += 1;
         let c = &mut self.counters;
         c.bytes_in += payload.len() as u64;

@@ -798,7 +798,7 @@ impl Connection {
         };
         p.last_media = Instant::now();
         p.track_bytes[track] += payload.len() as u64;
-        let ts = p.ts.fix(ts, track);
+        let ts = p.ts.fix_track(ts, track, info.track);
         p.last_ts = ts;
         let frame = Arc::new(Frame::new(kind, ts, info, payload, chunk, app.1));
         p.stream.push(self.id, frame, app.0, false);
