@@ -255,6 +255,21 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
         );
         late.push((ff, ff_out, own, own_out));
     }
+    // Debian's ffprobe reads each rendition live, each with its own size.
+    let probes: Vec<_> = [("_0", "320,240"), ("_1", "160,120")]
+        .into_iter()
+        .map(|(suffix, size)| {
+            let probe = std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0"])
+                .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
+                .arg(s.url(&format!("mt-video{suffix}")))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (suffix, size, probe)
+        })
+        .collect();
     // /stat lists every track while it is live.
     std::thread::sleep(Duration::from_millis(500));
     let (_, stat) = http_get(hport, "/stat?format=json");
@@ -276,6 +291,11 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
         xml.contains("<track><type>audio</type><id>1</id><codec>AAC</codec>"),
         "{xml}"
     );
+    for (suffix, size, probe) in probes {
+        let out = wait_for(probe, Duration::from_secs(10));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim(), size, "ffprobe of mt-video{suffix}");
+    }
     for p in publishers {
         wait_ok(p, "ffmpeg 9 publish");
     }
