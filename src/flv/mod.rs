@@ -8,9 +8,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub mod avc;
 pub mod body;
 pub mod configs;
+pub mod sps;
 
 pub use body::{Codec, Media, Packet};
 pub use configs::{config_key, ConfigKey, Configs, TrackSet};

@@ -52,7 +52,7 @@ pub struct TrackDesc {
     pub kind: Media,
     pub id: u8,
     /// For video tracks; codec and profile from its configuration record,
-    /// size from `videoTrackIdInfoMap`, else from the H.264 SPS (track 0:
+    /// size from `videoTrackIdInfoMap`, else from the H.264 or HEVC SPS (track 0:
     /// the top-level fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoDesc>,
@@ -278,9 +278,14 @@ fn apply_video_config(v: &mut VideoDesc, codec: Codec, rec: &[u8]) {
         v.profile = avc_profile_name(rec[1]).to_owned();
         v.compat = rec[2];
         v.level = format!("{:.1}", rec[3] as f64 / 10.0);
-        if let Some((w, h)) = crate::flv::avc::record_size(rec) {
-            (v.width, v.height) = (w, h);
-        }
+    }
+    let size = match v.codec.as_str() {
+        "H264" => crate::flv::sps::avc_record_size(rec),
+        "HEVC" => crate::flv::sps::hevc_record_size(rec),
+        _ => None,
+    };
+    if let Some((w, h)) = size {
+        (v.width, v.height) = (w, h);
     }
 }
 

@@ -1,5 +1,5 @@
-//! The picture size of an H.264 stream, read from the first sequence
-//! parameter set of its AVCDecoderConfigurationRecord.
+//! The picture size of an H.264 or HEVC stream, read from the first
+//! sequence parameter set of its decoder configuration record.
 //!
 //! Publishers put the size of their default track in `onMetaData`, but
 //! nothing says how large a multitrack stream's other renditions are
@@ -19,6 +19,11 @@ impl Bits<'_> {
         let v = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Some(v as u32)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.pos += n;
+        (self.pos <= self.b.len() * 8).then_some(())
     }
 
     fn bits(&mut self, n: u32) -> Option<u32> {
@@ -48,7 +53,7 @@ impl Bits<'_> {
 }
 
 /// Width and height of the first SPS in an AVCDecoderConfigurationRecord.
-pub fn record_size(rec: &[u8]) -> Option<(u32, u32)> {
+pub fn avc_record_size(rec: &[u8]) -> Option<(u32, u32)> {
     // version, profile, compat, level, length size, SPS count, SPS length.
     if rec.len() < 8 || rec[0] != 1 || rec[5] & 0x1f == 0 {
         return None;
@@ -57,7 +62,69 @@ pub fn record_size(rec: &[u8]) -> Option<(u32, u32)> {
     sps_size(rec.get(8..8 + len)?)
 }
 
-/// Width and height from an SPS NAL unit (with its header byte).
+/// Width and height of the first SPS (NAL type 33) in an
+/// HEVCDecoderConfigurationRecord.
+pub fn hevc_record_size(rec: &[u8]) -> Option<(u32, u32)> {
+    // 22 bytes of profile and format fields, then the NAL unit arrays.
+    let arrays = *rec.get(22)?;
+    let mut pos = 23;
+    for _ in 0..arrays {
+        let nal_type = rec.get(pos)? & 0x3f;
+        let count = u16::from_be_bytes([*rec.get(pos + 1)?, *rec.get(pos + 2)?]);
+        pos += 3;
+        for _ in 0..count {
+            let len = u16::from_be_bytes([*rec.get(pos)?, *rec.get(pos + 1)?]) as usize;
+            let nal = rec.get(pos + 2..pos + 2 + len)?;
+            if nal_type == 33 {
+                return hevc_sps_size(nal);
+            }
+            pos += 2 + len;
+        }
+    }
+    None
+}
+
+/// Width and height from an HEVC SPS NAL unit (with its 2-byte header).
+pub fn hevc_sps_size(nal: &[u8]) -> Option<(u32, u32)> {
+    let rbsp = unescape(nal.get(2..)?);
+    let mut r = Bits { b: &rbsp, pos: 0 };
+    r.bits(4)?; // sps_video_parameter_set_id
+    let sub_layers = r.bits(3)?; // sps_max_sub_layers_minus1
+    r.bit()?; // sps_temporal_id_nesting_flag
+              // profile_tier_level: the general profile (88 bits) and level (8),
+              // then per sub-layer presence flags, padding, and their fields.
+    r.skip(96)?;
+    let mut present = [(false, false); 8];
+    for p in present.iter_mut().take(sub_layers as usize) {
+        *p = (r.bit()? == 1, r.bit()? == 1);
+    }
+    if sub_layers > 0 {
+        r.skip(2 * (8 - sub_layers as usize))?;
+    }
+    for &(profile, level) in present.iter().take(sub_layers as usize) {
+        r.skip(if profile { 88 } else { 0 } + if level { 8 } else { 0 })?;
+    }
+    r.ue()?; // sps_seq_parameter_set_id
+    let chroma = r.ue()?;
+    if chroma == 3 {
+        r.bit()?; // separate_colour_plane_flag
+    }
+    let (w, h) = (r.ue()?, r.ue()?);
+    let (mut cl, mut cr, mut ct, mut cb) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        (cl, cr, ct, cb) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+    }
+    let (ux, uy) = match chroma {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let width = w.checked_sub(cl.checked_add(cr)?.checked_mul(ux)?)?;
+    let height = h.checked_sub(ct.checked_add(cb)?.checked_mul(uy)?)?;
+    Some((width, height))
+}
+
+/// Width and height from an H.264 SPS NAL unit (with its header byte).
 pub fn sps_size(nal: &[u8]) -> Option<(u32, u32)> {
     let rbsp = unescape(nal.get(1..)?);
     let mut r = Bits { b: &rbsp, pos: 0 };
@@ -198,8 +265,8 @@ mod tests {
         rec.extend(hex(
             "67640028acd940780227e5c044000003000400000300c83c60c658",
         ));
-        assert_eq!(record_size(&rec), Some((1920, 1080)));
-        assert_eq!(record_size(&rec[..20]), None, "short");
+        assert_eq!(avc_record_size(&rec), Some((1920, 1080)));
+        assert_eq!(avc_record_size(&rec[..20]), None, "short");
         assert_eq!(sps_size(&[0x67, 0x64]), None);
         assert_eq!(
             sps_size(&[0x67, 0x64, 0, 0, 0, 0, 0, 0, 0, 0]),
@@ -210,5 +277,30 @@ mod tests {
         // with the crop unit overflowed.
         let crash = hex("67f40007000b919b28508fc4e822000003000200000300641e48");
         assert_eq!(sps_size(&crash), None);
+    }
+
+    #[test]
+    fn hevc_sizes_of_x265_output() {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // libx265 in ffmpeg 9: 320x240, and 1920x1080 (1088 coded lines,
+        // cropped by the conformance window).
+        for (sps, size) in [
+            ("4201010408000003009e0800000300003c90014101e2cb2b2a5261780b7020200040000003004000000642", (320, 240)),
+            ("4201010408000003009e08000003000078900078100220f89cb2b2a5261780b7020200040000030004000003006420", (1920, 1080)),
+        ] {
+            let nal = hex(sps);
+            assert_eq!(hevc_sps_size(&nal), Some(size), "{sps}");
+            // In a record: 22 bytes of header, one array of one SPS.
+            let mut rec = vec![1u8; 22];
+            rec.extend([1, 0x80 | 33, 0, 1, 0, nal.len() as u8]);
+            rec.extend(&nal);
+            assert_eq!(hevc_record_size(&rec), Some(size));
+            assert_eq!(hevc_record_size(&rec[..rec.len() - 1]), None, "cut short");
+        }
     }
 }
