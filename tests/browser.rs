@@ -159,6 +159,44 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
     let s = Server::with_config(&conf, port);
     let src = make_source(s.dir.path(), 20);
     let publisher = ffmpeg_publish_goaway(&src, &s.url("cam"));
+    // And an Enhanced RTMP multitrack publish (two renditions) from ffmpeg 9.
+    let mt_src = common::ffmpeg9::make(
+        s.dir.path(),
+        "mt.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "20",
+            "-filter_complex",
+            "[0:v]split[a][b];[b]scale=160:120[c]",
+            "-map",
+            "[a]",
+            "-map",
+            "[c]",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ],
+    );
+    let mt_publisher = common::ffmpeg9::publish(&mt_src, &s.url("mt"));
     std::thread::sleep(Duration::from_secs(3));
     let shot = std::env::var("SLUICE_SCREENSHOT").unwrap_or_default();
     let out = Command::new("node")
@@ -185,6 +223,35 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
         "embedded player: {result}"
     );
     assert_eq!(result["toast"], "Go Away sent to: 1", "{result}");
+    // The multitrack stream: its tracks with their sizes in the codec line,
+    // and the embedded player shows the default track.
+    let out = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(format!("http://127.0.0.1:{hport}/"))
+        .arg("mt")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mt: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "dashboard.mjs: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        mt["codec"]
+            .as_str()
+            .unwrap_or("")
+            .contains("tracks: V0 H264 320×240, V1 H264 160×120, A0 AAC 44.1 kHz"),
+        "{mt}"
+    );
+    assert!(
+        mt["played"].as_f64().is_some(),
+        "multitrack in the embedded player: {mt}"
+    );
+    let mut mt_publisher = mt_publisher;
+    let _ = mt_publisher.kill();
+    let _ = mt_publisher.wait();
     interrupt(&publisher);
     let ff = wait_for(publisher, Duration::from_secs(15));
     assert!(

@@ -157,6 +157,11 @@ export function playFlv(video, url, opts = {}) {
   }
 
   function onTag(type, ts, d) {
+    // Enhanced RTMP multitrack messages carry a stream's other tracks
+    // (ffmpeg 9 and OBS send the default track as plain tags): the player
+    // shows the default track.
+    if (type === 9 && (d[0] & 0x8f) === 0x86) return;
+    if (type === 8 && d[0] >> 4 === 9 && (d[0] & 0x0f) === 5) return;
     if (type === 9 && d.length > 5) {
       if ((d[0] & 0x0f) !== 7) throw new Error("only H.264 video plays here");
       const key = d[0] >> 4 === 1;
