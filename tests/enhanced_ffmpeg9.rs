@@ -390,3 +390,64 @@ fn counts_audio(src: &Path) -> u64 {
         .find(|s| s.kind == "audio")
         .map_or(0, |s| s.packets)
 }
+
+/// A push relay carries every track: a multitrack publish on A, pushed to
+/// B, reaches B's early and late players whole.
+#[test]
+fn a_push_relays_every_track() {
+    let media = tempfile::tempdir().unwrap();
+    let b = Server::start("");
+    let a = Server::start(&format!("push rtmp://127.0.0.1:{}/live;", b.port));
+    let mut args: Vec<&str> = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=48000",
+        "-filter_complex",
+        "[0:v]split[a][b];[b]scale=160:120[c]",
+        "-map",
+        "[a]",
+        "-map",
+        "[c]",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+    ];
+    args.extend([
+        "-t",
+        "4",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+    ]);
+    args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"]);
+    let src = ffmpeg9::make(media.path(), "mt.flv", &args);
+    let want = ffmpeg9::probe(&src);
+    assert_eq!(want.len(), 4, "{want:?}");
+    let early_out = media.path().join("early.flv");
+    let early = ffmpeg9::play(&b.url("mt"), &early_out);
+    std::thread::sleep(Duration::from_millis(500));
+    let publisher = ffmpeg9::publish(&src, &a.url("mt"));
+    std::thread::sleep(Duration::from_millis(2000));
+    let late_out = media.path().join("late.flv");
+    let late = ffmpeg9::play(&b.url("mt"), &late_out);
+    wait_ok(publisher, "ffmpeg 9 publish to A");
+    wait_ok(early, "early player on B");
+    wait_ok(late, "late player on B");
+    let got = same_tracks("early on B", &early_out, &want);
+    assert_eq!(packets(&got), packets(&want), "early on B: every frame");
+    let got = same_tracks("late on B", &late_out, &want);
+    assert!(got.iter().all(|s| s.packets > 0), "late on B: {got:?}");
+}

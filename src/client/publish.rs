@@ -272,13 +272,18 @@ impl Headers {
             TAG_SCRIPT => self.meta = Some(tag.clone()),
             TAG_VIDEO | TAG_AUDIO => {
                 let media = if tag.tag_type == TAG_VIDEO {
-                    self.seen_video = true;
                     Media::Video
                 } else {
                     Media::Audio
                 };
-                if let Some(key) = flv::config_key(media, &tag.data) {
-                    self.configs.insert(key, tag.data.len(), tag.clone());
+                match flv::config_key(media, &tag.data) {
+                    Some(key) => self.configs.insert(key, tag.data.len(), tag.clone()),
+                    // Coded video: from now on only keyframes are starts. (A
+                    // video configuration alone is not: audio that comes
+                    // before the first keyframe is still a place to start,
+                    // so a push made at publish time relays it.)
+                    None if media == Media::Video => self.seen_video = true,
+                    None => {}
                 }
             }
             _ => {}

@@ -40,17 +40,26 @@ pub struct MediaInfo {
 }
 
 /// Which video keyframes start a GOP, a recording, a segment or a place to
-/// resume: those of the first video track that sends one. With one video
-/// track that is every keyframe; with an Enhanced RTMP multitrack ladder,
-/// a start at another rendition's keyframe would leave the first one
-/// without its keyframe (the others then start at their own).
+/// resume: those of the lowest-numbered video track that has sent one
+/// (track 0, the default, once it has). With one video track that is every
+/// keyframe; with an Enhanced RTMP multitrack ladder, a start at another
+/// rendition's keyframe would leave the first one without its keyframe
+/// (the others then start at their own). Taking the lowest id, not the
+/// first seen, keeps a reader that joined at another track's keyframe (a
+/// relay, an edge) from anchoring on it for good.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Anchor(Option<u8>);
 
 impl Anchor {
     /// Whether a video frame (`key`: a keyframe) of `track` is a start.
     pub fn is_start(&mut self, key: bool, track: u8) -> bool {
-        key && *self.0.get_or_insert(track) == track
+        if !key {
+            return false;
+        }
+        if self.0.is_none_or(|a| track < a) {
+            self.0 = Some(track);
+        }
+        self.0 == Some(track)
     }
 
     pub fn reset(&mut self) {
@@ -231,6 +240,16 @@ mod tests {
         let mut p = FlvParser::new();
         let mut b = BytesMut::from(&b"FLV\x01\x05\xff\xff\xff\xf0\0\0\0\0"[..]);
         assert_eq!(p.next_tag(&mut b), Err(FlvError::DataOffset(0xffff_fff0)));
+    }
+
+    #[test]
+    fn the_anchor_is_the_lowest_track_with_a_keyframe() {
+        let mut a = Anchor::default();
+        assert!(!a.is_start(false, 1));
+        assert!(a.is_start(true, 1), "the only track so far");
+        assert!(a.is_start(true, 0), "track 0 takes over");
+        assert!(!a.is_start(true, 1));
+        assert!(a.is_start(true, 0));
     }
 
     #[test]

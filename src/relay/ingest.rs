@@ -120,7 +120,7 @@ impl Ingest {
     fn data(&mut self, ts: u32, mut values: Vec<Amf>) {
         let is_meta = crate::live::frame::strip_set_data_frame(&mut values);
         let ts = self.ts.fix(ts, 2);
-        let frame = Frame::data(ts, &values, self.chunk_size);
+        let frame = Frame::data(if is_meta { 0 } else { ts }, &values, self.chunk_size);
         self.stream.push(self.id, Arc::new(frame), false, is_meta);
     }
 }

@@ -842,7 +842,7 @@ impl Connection {
             values = vec![Amf::str("onMetaData"), body];
         }
         let ts = p.ts.fix(ts, 2);
-        let frame = Arc::new(Frame::data(ts, &values, chunk));
+        let frame = Arc::new(Frame::data(if is_meta { 0 } else { ts }, &values, chunk));
         p.stream.push(self.id, frame, false, is_meta);
         Ok(())
     }
