@@ -59,11 +59,11 @@ pub fn strip_set_data_frame(values: &mut Vec<Amf>) -> bool {
 }
 
 impl Frame {
-    /// A data message (metadata, `onTextData`...) as a frame. Callers give
-    /// `onMetaData` timestamp 0, as nginx-rtmp sends it: ffmpeg 6 and later
-    /// read an `onMetaData` at any other timestamp (a relayed stream's, a
-    /// publisher's after a takeover) as a subtitle packet, and grow a
-    /// subtitle stream.
+    /// A data message (metadata, `onTextData`...) as a frame. Rebuilt
+    /// `onMetaData` (`meta on`, and what a relay receives) goes at timestamp
+    /// 0, as nginx-rtmp sends it: ffmpeg 6 and later read an `onMetaData` at
+    /// any other timestamp (a relayed stream's, a publisher's after a
+    /// takeover) as a subtitle packet, and grow a subtitle stream.
     pub fn data(timestamp: u32, values: &[Amf], chunk_size: usize) -> Frame {
         let info = MediaInfo {
             keyframe: false,

@@ -842,7 +842,14 @@ impl Connection {
             values = vec![Amf::str("onMetaData"), body];
         }
         let ts = p.ts.fix(ts, 2);
-        let frame = Arc::new(Frame::data(if is_meta { 0 } else { ts }, &values, chunk));
+        // nginx-rtmp sends rebuilt metadata (`meta on`) at timestamp 0 and
+        // copied metadata at the publisher's.
+        let ts = if is_meta && meta_mode == Meta::On {
+            0
+        } else {
+            ts
+        };
+        let frame = Arc::new(Frame::data(ts, &values, chunk));
         p.stream.push(self.id, frame, false, is_meta);
         Ok(())
     }
