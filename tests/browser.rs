@@ -160,42 +160,7 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
     let src = make_source(s.dir.path(), 20);
     let publisher = ffmpeg_publish_goaway(&src, &s.url("cam"));
     // And an Enhanced RTMP multitrack publish (two renditions) from ffmpeg 9.
-    let mt_src = common::ffmpeg9::make(
-        s.dir.path(),
-        "mt.flv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "20",
-            "-filter_complex",
-            "[0:v]split[a][b];[b]scale=160:120[c]",
-            "-map",
-            "[a]",
-            "-map",
-            "[c]",
-            "-map",
-            "1:a",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-        ],
-    );
+    let mt_src = common::ffmpeg9::multitrack(s.dir.path(), "mt.flv", 20, true, false);
     let mt_publisher = common::ffmpeg9::publish(&mt_src, &s.url("mt"));
     std::thread::sleep(Duration::from_secs(3));
     let shot = std::env::var("SLUICE_SCREENSHOT").unwrap_or_default();

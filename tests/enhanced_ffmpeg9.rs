@@ -188,37 +188,10 @@ fn multitrack_late_joiners_get_every_track_and_renditions_split_out() {
     let media = tempfile::tempdir().unwrap();
     let hook = HookServer::start(|_| (200, None, Duration::ZERO));
     let (s, hport) = server(media.path(), &hook);
-    let video = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
-    let a440 = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"];
-    let a880 = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"];
-    let common_out = [
-        "-t",
-        "5",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "25",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-f",
-        "flv",
-    ];
-    // Two audio tracks (44.1 and 48 kHz) with one video.
-    let mut args: Vec<&str> = video.iter().chain(&a440).chain(&a880).copied().collect();
-    args.extend(["-map", "0:v", "-map", "1:a", "-map", "2:a"]);
-    args.extend(common_out);
-    let two_audio = ffmpeg9::make(media.path(), "mt-audio.flv", &args);
-    // Two video renditions (320x240 and 160x120), as OBS Enhanced
-    // Broadcasting sends a ladder, with one audio track.
-    let mut args: Vec<&str> = video.iter().chain(&a440).copied().collect();
-    args.extend(["-filter_complex", "[0:v]split[a][b];[b]scale=160:120[c]"]);
-    args.extend(["-map", "[a]", "-map", "[c]", "-map", "1:a"]);
-    args.extend(common_out);
-    let two_video = ffmpeg9::make(media.path(), "mt-video.flv", &args);
+    // Two audio tracks (44.1 and 48 kHz) with one video; two video
+    // renditions (320x240 and 160x120) with one audio.
+    let two_audio = ffmpeg9::multitrack(media.path(), "mt-audio.flv", 5, false, true);
+    let two_video = ffmpeg9::multitrack(media.path(), "mt-video.flv", 5, true, false);
 
     let mut runs = Vec::new();
     for (name, src) in [("mt-audio", &two_audio), ("mt-video", &two_video)] {
@@ -398,42 +371,7 @@ fn a_push_relays_every_track() {
     let media = tempfile::tempdir().unwrap();
     let b = Server::start("");
     let a = Server::start(&format!("push rtmp://127.0.0.1:{}/live;", b.port));
-    let mut args: Vec<&str> = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=880:sample_rate=48000",
-        "-filter_complex",
-        "[0:v]split[a][b];[b]scale=160:120[c]",
-        "-map",
-        "[a]",
-        "-map",
-        "[c]",
-        "-map",
-        "1:a",
-        "-map",
-        "2:a",
-    ];
-    args.extend([
-        "-t",
-        "4",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "25",
-    ]);
-    args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"]);
-    let src = ffmpeg9::make(media.path(), "mt.flv", &args);
+    let src = ffmpeg9::multitrack(media.path(), "mt.flv", 4, true, true);
     let want = ffmpeg9::probe(&src);
     assert_eq!(want.len(), 4, "{want:?}");
     let early_out = media.path().join("early.flv");

@@ -231,14 +231,15 @@ fn unescape(b: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn hex(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn sizes_of_real_encoder_output() {
-        let hex = |h: &str| -> Vec<u8> {
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                .collect()
-        };
         // x264 as ffmpeg 9 and 5.1 make them: High 4:4:4 renditions
         // (320x240 and 160x120) and High 4:2:0 with bottom cropping.
         for (sps, size) in [
@@ -281,12 +282,6 @@ mod tests {
 
     #[test]
     fn hevc_sizes_of_x265_output() {
-        let hex = |h: &str| -> Vec<u8> {
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                .collect()
-        };
         // libx265 in ffmpeg 9: 320x240, and 1920x1080 (1088 coded lines,
         // cropped by the conformance window).
         for (sps, size) in [

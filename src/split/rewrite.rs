@@ -69,6 +69,12 @@ impl Splitter {
     /// configuration sent before it.
     pub fn frame(&mut self, f: &Frame) -> Vec<Out> {
         let mut out = Vec::new();
+        // Until a second video track shows up, only configurations and
+        // metadata matter: a plain stream's media is not copied out of its
+        // chunked form at all.
+        if !self.multitrack && !f.info.sequence_header && f.kind != FrameKind::Data {
+            return out;
+        }
         let payload = f.payload();
         match f.kind {
             FrameKind::Data => {

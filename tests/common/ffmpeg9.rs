@@ -48,6 +48,47 @@ pub fn make(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// An Enhanced RTMP multitrack FLV made by ffmpeg 9, `secs` long, H.264
+/// (1 s GOPs) and AAC: one 320x240 video track, or with `renditions` a
+/// second one at 160x120 (a ladder, as OBS Enhanced Broadcasting sends),
+/// and a 44.1 kHz audio track, or with `second_audio` a 48 kHz one too.
+pub fn multitrack(
+    dir: &Path,
+    name: &str,
+    secs: u32,
+    renditions: bool,
+    second_audio: bool,
+) -> PathBuf {
+    let secs = secs.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"];
+    args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+    if second_audio {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000"]);
+    }
+    if renditions {
+        args.extend(["-filter_complex", "[0:v]split[a][b];[b]scale=160:120[c]"]);
+        args.extend(["-map", "[a]", "-map", "[c]"]);
+    } else {
+        args.extend(["-map", "0:v"]);
+    }
+    args.extend(["-map", "1:a"]);
+    if second_audio {
+        args.extend(["-map", "2:a"]);
+    }
+    args.extend([
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+    ]);
+    args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"]);
+    make(dir, name, &args)
+}
+
 /// ffmpeg 9 publishing every stream of `src` at its pace.
 pub fn publish(src: &Path, url: &str) -> Child {
     publish_with(src, url, &[])
