@@ -130,10 +130,6 @@ impl<T> Configs<T> {
     pub fn clear(&mut self) {
         self.items.clear();
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
 }
 
 #[cfg(test)]
