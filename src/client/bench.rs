@@ -25,10 +25,10 @@ use super::conn::ClientConn;
 use super::publish::send_tag;
 use super::skim::{Skimmed, Skimmer};
 use super::timeline::{track, Histogram, Timeline};
-use super::url::RtmpUrl;
 use crate::flv::{self, FlvParser, Tag};
 use crate::rtmp::chunk::encode_message;
 use crate::rtmp::message::{csid, types};
+use crate::rtmp::RtmpUrl;
 use crate::rtmp::{amf, Amf};
 
 #[derive(Debug, Clone)]

@@ -8,10 +8,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::url::RtmpUrl;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::handshake::ClientHandshake;
 use crate::rtmp::message::{csid, types};
+use crate::rtmp::RtmpUrl;
 use crate::rtmp::{Amf, Command, Message, Session, UserControl};
 
 /// Chunk size we send with (what OBS and ffmpeg use).

@@ -7,6 +7,4 @@ pub mod play;
 pub mod publish;
 pub mod skim;
 pub mod timeline;
-pub mod url;
-
-pub use url::RtmpUrl;
+pub use crate::rtmp::RtmpUrl;

@@ -7,8 +7,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::conn::{status_code, ClientConn};
-use super::url::RtmpUrl;
 use crate::flv;
+use crate::rtmp::RtmpUrl;
 use crate::rtmp::{Amf, Message, UserControl};
 
 #[derive(Debug, Default, Clone)]

@@ -19,9 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::{info, warn};
 
 use super::conn::{status_code, ClientConn};
-use super::url::RtmpUrl;
 use crate::flv::{self, Anchor, Configs, FlvParser, Media, Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::rtmp::message::types;
+use crate::rtmp::RtmpUrl;
 use crate::rtmp::{amf, Amf, Message};
 
 #[derive(Debug, Default, Clone)]

@@ -27,9 +27,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::client::RtmpUrl;
 use crate::config::cluster::ClusterConf;
 use crate::live::StreamKey;
+use crate::rtmp::RtmpUrl;
 use directory::{Claim, Directory, NodeRecord};
 
 /// A stream's owner as the directory has it.

@@ -50,7 +50,7 @@ pub fn parse(block: &Directive, errors: &mut Vec<ConfigError>) -> Option<Cluster
                 &d.pos,
                 format!("invalid registry \"{one}\": expected redis://host:port/db"),
             )),
-            "advertise" => match crate::client::RtmpUrl::parse(&one) {
+            "advertise" => match crate::rtmp::RtmpUrl::parse(&one) {
                 Ok(u) => advertise = Some(format!("rtmp://{}", u.addr())),
                 Err(e) => errors.push(err(&d.pos, format!("invalid advertise URL: {e}"))),
             },

@@ -10,7 +10,9 @@
 
 pub mod access;
 pub mod cluster;
+pub mod hls;
 pub mod http;
+pub mod relay;
 pub mod syntax;
 mod units;
 
@@ -46,6 +48,19 @@ http {
     }
 }
 ";
+
+/// When a new publisher may take a stream over from the current one
+/// (`publish_takeover`). nginx-rtmp never allows it ("already publishing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    Off,
+    /// Only after the current publisher was sent Go Away.
+    GoAway,
+    /// After Go Away, or from the current publisher's own address (an
+    /// encoder reconnecting before its dead connection timed out).
+    Addr,
+    Always,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -184,14 +199,14 @@ pub struct AppConf {
     pub notify: NotifyConf,
     /// `publish_takeover` (Sluice): when a new publisher may replace the
     /// current one. Default `addr`: after Go Away, or from the same address.
-    pub takeover: crate::live::stream::Takeover,
+    pub takeover: Takeover,
     /// `allow`/`deny` rules in force (the innermost block that has any).
     pub access: Vec<access::Rule>,
     /// The application's own `record*` settings (recorder `""`), when
     /// `record` is not off, then each `recorder NAME {}` block.
     pub recorders: Vec<RecorderConf>,
     /// `hls on`: segments and a playlist under `hls_path`.
-    pub hls: Option<crate::hls::segmenter::HlsConf>,
+    pub hls: Option<hls::HlsConf>,
     /// `multitrack_split` (Sluice): the name suffix of each video track
     /// (by track id) of a multitrack publish, served as its own stream;
     /// `None` when off.
@@ -203,11 +218,11 @@ pub struct AppConf {
 /// The relay directives of one application.
 #[derive(Debug, Clone, Default)]
 pub struct RelayConf {
-    pub pushes: Vec<crate::relay::RelayTarget>,
+    pub pushes: Vec<relay::RelayTarget>,
     /// `pull` without `static`: started by the first player.
-    pub pulls: Vec<crate::relay::RelayTarget>,
+    pub pulls: Vec<relay::RelayTarget>,
     /// `pull ... static`: started with the server.
-    pub statics: Vec<crate::relay::RelayTarget>,
+    pub statics: Vec<relay::RelayTarget>,
     pub push_reconnect: Duration,
     pub pull_reconnect: Duration,
     /// `session_relay on`: a pull ends with the player session that
@@ -846,7 +861,7 @@ impl Config {
                         )),
                         "push" | "pull" => {
                             let pull = d.name == "pull";
-                            match crate::relay::RelayTarget::parse(&d.args, pull) {
+                            match relay::RelayTarget::parse(&d.args, pull) {
                                 Ok(t) if !pull => relay.pushes.push(t),
                                 Ok(t) if t.is_static => relay.statics.push(t),
                                 Ok(t) => relay.pulls.push(t),
@@ -899,7 +914,7 @@ impl Config {
                     }
                 }
                 let hls = l.flag("hls", false).then(|| {
-                    use crate::hls::segmenter::{HlsConf, Naming};
+                    use hls::{HlsConf, Naming};
                     let fragment = l.msec("hls_fragment", 5_000);
                     HlsConf {
                         path: l.raw("hls_path").unwrap_or_default().into(),
@@ -946,10 +961,10 @@ impl Config {
                     gop_cache: l.flag("gop_cache", true),
                     notify: NotifyConf::from_lookup(&l),
                     takeover: match l.raw("publish_takeover") {
-                        Some("off") => crate::live::stream::Takeover::Off,
-                        Some("goaway") => crate::live::stream::Takeover::GoAway,
-                        Some("always") => crate::live::stream::Takeover::Always,
-                        _ => crate::live::stream::Takeover::Addr,
+                        Some("off") => Takeover::Off,
+                        Some("goaway") => Takeover::GoAway,
+                        Some("always") => Takeover::Always,
+                        _ => Takeover::Addr,
                     },
                     access: [&app_rules, &srv_rules, &main_rules]
                         .into_iter()

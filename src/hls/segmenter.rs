@@ -16,29 +16,7 @@ use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
 
 use super::ts::{Muxer, TsError, VideoCodec};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Naming {
-    Sequential,
-    /// The stream timestamp (ms) of the segment's start.
-    Timestamp,
-    /// Wall-clock milliseconds at the segment's start.
-    System,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HlsConf {
-    pub path: PathBuf,
-    pub fragment: Duration,
-    pub max_fragment: Duration,
-    pub playlist_length: Duration,
-    /// `NAME/index.m3u8` and `NAME/N.ts` instead of `NAME.m3u8`, `NAME-N.ts`.
-    pub nested: bool,
-    pub cleanup: bool,
-    pub naming: Naming,
-    /// `hls_type event`: the playlist keeps every segment.
-    pub event: bool,
-    pub base_url: String,
-}
+pub use crate::config::hls::{HlsConf, Naming};
 
 /// What the I/O side must do, in order. Files are written whole (to a
 /// temporary name, then renamed), so a reader never sees half of one.

@@ -68,18 +68,7 @@ pub struct StreamView {
 #[error("already publishing")]
 pub struct AlreadyPublishing;
 
-/// When a new publisher may take a stream over from the current one
-/// (`publish_takeover`). nginx-rtmp never allows it ("already publishing").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Takeover {
-    Off,
-    /// Only after the current publisher was sent Go Away.
-    GoAway,
-    /// After Go Away, or from the current publisher's own address (an
-    /// encoder reconnecting before its dead connection timed out).
-    Addr,
-    Always,
-}
+pub use crate::config::Takeover;
 
 /// Who publishes a stream.
 #[derive(Debug, Clone, Copy)]

@@ -12,13 +12,12 @@ pub mod ingest;
 pub mod pull;
 pub mod push;
 pub mod stat;
-pub mod target;
 pub mod upstream;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-pub use target::RelayTarget;
+pub use crate::config::relay::RelayTarget;
 
 use crate::live::{Stream, StreamKey};
 use crate::server::Shared;

@@ -7,7 +7,9 @@ pub mod chunk;
 pub mod handshake;
 pub mod message;
 pub mod session;
+pub mod url;
 
 pub use amf::Amf;
 pub use message::{Command, Message, UserControl};
 pub use session::Session;
+pub use url::RtmpUrl;

@@ -9,7 +9,7 @@
 //! * the remote stream is `playPath=`, else the rest of the URL's path,
 //!   else the local stream's name.
 
-use crate::client::RtmpUrl;
+use crate::rtmp::RtmpUrl;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayTarget {
