@@ -4,6 +4,11 @@
 //! * [`flv`]: media tag classification and the FLV file format;
 //! * [`config`]: nginx-rtmp's configuration language;
 //! * [`live`]: the stream registry and fan-out to players;
+//! * [`netcall`]: the HTTP client of notifications;
+//! * [`node`]: what a running node shares, and the [`node::Chain`] of
+//!   feature modules that hear publish, play, close and disconnect events;
+//! * [`modules`]: the list of feature modules;
+//! * [`notify`], [`record`], [`hls`]: features on the chain;
 //! * [`server`]: the tokio runtime side: listeners and connections;
 //! * [`http`]: HTTP-FLV, files, `/stat`, `/control`, `/metrics`, dashboard;
 //! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`);
@@ -24,6 +29,9 @@ pub mod flv;
 pub mod hls;
 pub mod http;
 pub mod live;
+pub mod modules;
+pub mod netcall;
+pub mod node;
 pub mod notify;
 pub mod record;
 pub mod redact;

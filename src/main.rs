@@ -128,7 +128,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     sluice::redact::show_args(config.log_args);
-    let server = sluice::server::Server::bind(config.clone()).await?;
+    let server = sluice::server::Server::bind(config.clone(), sluice::modules::all()).await?;
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();

@@ -9,11 +9,8 @@
 
 use std::sync::OnceLock;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::server::Shared;
-use crate::stats::Role;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -82,37 +79,9 @@ fn describe() {
     describe_counter!("sluice_drains_total", "Graceful drains started");
 }
 
-/// Renders the Prometheus text, gauges refreshed first.
-pub fn render(shared: &Shared) -> Option<String> {
+/// Renders the Prometheus text (the caller refreshes gauges first).
+pub fn render() -> Option<String> {
     let handle = HANDLE.get()?.as_ref()?;
-    let conns = shared.stats.connections();
-    for (role, label) in [
-        (Role::Publisher, "publisher"),
-        (Role::Player, "player"),
-        (Role::None, "other"),
-    ] {
-        let n = conns
-            .iter()
-            .filter(|c| c.info.role == role && !c.info.relay)
-            .count();
-        gauge!("sluice_connections", "role" => label).set(n as f64);
-    }
-    let live = shared
-        .registry
-        .streams()
-        .iter()
-        .filter(|(_, s)| s.is_publishing())
-        .count();
-    gauge!("sluice_streams").set(live as f64);
-    gauge!("sluice_uptime_seconds").set(shared.stats.started.elapsed().as_secs_f64());
-    let (pushes, pulls) = shared.relays.counts();
-    gauge!("sluice_relays", "kind" => "push").set(pushes as f64);
-    gauge!("sluice_relays", "kind" => "pull").set(pulls as f64);
-    if let Some(c) = &shared.cluster {
-        let v = c.view();
-        gauge!("sluice_cluster_registry_up").set(if v.healthy { 1.0 } else { 0.0 });
-        gauge!("sluice_cluster_nodes").set(v.nodes.len() as f64);
-    }
     Some(handle.render())
 }
 

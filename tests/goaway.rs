@@ -123,7 +123,7 @@ async fn signals(c: &mut ClientConn, d: Duration) -> (bool, bool) {
 async fn who_gets_which_signal_and_refusal_during_drain() {
     let conf =
         "rtmp { drain_timeout 3s; server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = InProcess::bind(Config::parse(conf, "t").unwrap())
+    let server = InProcess::bind(Config::parse(conf, "t").unwrap(), sluice::modules::all())
         .await
         .unwrap();
     let addr = server.local_addrs()[0];
@@ -186,7 +186,7 @@ async fn who_gets_which_signal_and_refusal_during_drain() {
 async fn same_server_takeover_keeps_the_player_attached_without_gap() {
     use sluice::server::drain::Target;
     let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = InProcess::bind(Config::parse(conf, "t").unwrap())
+    let server = InProcess::bind(Config::parse(conf, "t").unwrap(), sluice::modules::all())
         .await
         .unwrap();
     let addr = server.local_addrs()[0];

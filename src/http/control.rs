@@ -31,8 +31,8 @@ use tracing::info;
 use super::query_arg;
 use crate::config::http::{control as flags, Location};
 use crate::live::StreamKey;
-use crate::server::drain::{Signal, Target};
-use crate::server::Shared;
+use crate::node::drain::{Signal, Target};
+use crate::node::Shared;
 use crate::stats::{ConnView, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +216,8 @@ async fn record(shared: &Shared, q: &str, method: &str) -> Response {
             app: p.info.app.clone(),
             name: p.info.name.clone(),
         };
-        let Some(tx) = shared.recorders.get(&key, &rec) else {
+        let recorders = shared.modules.get::<crate::record::Record>();
+        let Some(tx) = recorders.and_then(|r| r.controls.get(&key, &rec)) else {
             return error("Recorder not found");
         };
         let (reply, rx) = tokio::sync::oneshot::channel();

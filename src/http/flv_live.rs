@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use crate::flv;
 use crate::live::player::PlayerFilter;
 use crate::live::{Delivery, Frame, FrameKind, StreamKey};
-use crate::server::Shared;
+use crate::node::Shared;
 
 /// Body chunks queued per client before its feeder waits.
 const QUEUE: usize = 64;

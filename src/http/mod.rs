@@ -7,6 +7,7 @@ mod control;
 mod dashboard;
 mod files;
 mod flv_live;
+mod metrics;
 pub mod stat;
 
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::config::http::HttpServerConf;
-use crate::server::Shared;
+use crate::node::Shared;
 
 /// One bound `http { server {} }`.
 pub struct HttpListener {
@@ -74,21 +75,7 @@ async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response
         return control::serve(&st.shared, loc, &path, req.uri().query()).await;
     }
     if loc.metrics {
-        return match crate::telemetry::render(&st.shared) {
-            Some(text) => (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                text,
-            )
-                .into_response(),
-            None => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "metrics recorder unavailable\n",
-            )
-                .into_response(),
-        };
+        return metrics::serve(&st.shared);
     }
     if loc.stat != 0 {
         return stat::serve(&st.shared, loc, req.uri().query(), req.headers());

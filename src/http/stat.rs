@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::config::http::{stat as flags, Location};
 use crate::live::describe::MediaDesc;
 use crate::live::{Stream, StreamKey};
-use crate::server::Shared;
+use crate::node::Shared;
 use crate::stats::{ConnView, Role};
 
 #[derive(Debug, Serialize)]

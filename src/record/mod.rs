@@ -9,8 +9,10 @@
 //! touches the live stream.
 
 pub mod file;
+pub mod module;
 pub mod path;
 pub mod task;
 
 pub use file::{Op, Recording};
-pub use task::{spawn, Controls, Ctl, Events, Hook, Starter};
+pub use module::Record;
+pub use task::{spawn, Controls, Ctl, Events, Hook};

@@ -15,14 +15,8 @@ use tokio::sync::mpsc;
 use crate::config::RecorderConf;
 use crate::live::{Delivery, Stream, StreamKey};
 
-/// Called with the recorder id and a file's path. Built by the server, which
-/// knows the publisher's connection and the session's notification fields.
+/// Called with the recorder id and a file's path, on the recorder's task.
 pub type Hook = Box<dyn Fn(&str, &Path) + Send + Sync>;
-
-/// Starts an application's recorders on a stream just published, with the
-/// publisher's notifications wired in: made by the publishing connection,
-/// called for its own stream and for the renditions `split` derives.
-pub type Starter = Arc<dyn Fn(&Arc<Stream>, &StreamKey) + Send + Sync>;
 
 /// What the rest of the server hears from a recorder.
 pub struct Events {

@@ -23,8 +23,8 @@ use super::upstream::{self, Event, Handle};
 use crate::client::RtmpUrl;
 use crate::live::stream::{PublisherId, Takeover};
 use crate::live::StreamKey;
+use crate::node::Shared;
 use crate::rtmp::{Amf, Message};
-use crate::server::Shared;
 
 /// Where a pull gets its stream from.
 pub enum Source {
@@ -87,10 +87,10 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
     let mut row = PullStat::new(shared.clone(), id, p.key.clone());
     loop {
         row.sync(ingest.as_ref(), cur.as_ref().map(|h| &h.url), false);
-        if shared.drain.phase() != crate::server::drain::Phase::Running {
+        if shared.drain.phase() != crate::node::drain::Phase::Running {
             break;
         }
-        if p.keep == Keep::Players && !shared.relays.wanted(&shared, &p.key) {
+        if p.keep == Keep::Players && !super::Relays::wanted(&shared, &p.key) {
             debug!(stream = what, "pull: no players left");
             break;
         }
@@ -255,7 +255,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
         );
     }
     shared.registry.release(&p.key);
-    shared.relays.pull_ended(&p.key);
+    super::Relays::pull_ended(&shared, &p.key);
 }
 
 /// Feeds what the new upstream sent while the old one finished, from its

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::ingest::Ingest;
 use crate::client::RtmpUrl;
 use crate::live::StreamKey;
-use crate::server::Shared;
+use crate::node::Shared;
 use crate::stats::{ConnStat, Role};
 
 pub struct PullStat {

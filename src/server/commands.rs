@@ -18,6 +18,7 @@ use crate::live::player::PlayerFilter;
 use crate::live::stream::{PublisherId, Takeover};
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Delivery, Frame, FrameKind, StreamKey};
+use crate::node::chain::{Play, Publish, Want};
 use crate::rtmp::amf::object;
 use crate::rtmp::message::on_status;
 use crate::rtmp::{Amf, Command, UserControl};
@@ -419,6 +420,7 @@ impl Connection {
         self.fire_done();
         self.armed = Some(Armed {
             publish: true,
+            started: false,
             name: name.clone(),
             args: args.clone(),
         });
@@ -505,17 +507,23 @@ impl Connection {
             // Owned by us now, whoever published it here before.
             c.note_publisher(&key, self.id);
         }
-        let recorders = self.recorders(&args);
-        if let Some(start) = &recorders {
-            start(&stream, &key);
+        let redirect = self.relay_to.take();
+        if let Some(a) = self.armed.as_mut() {
+            a.started = true;
         }
-        crate::relay::Relays::on_publish(&self.shared, &key, &stream);
-        crate::split::on_publish(&self.shared, &key, &stream, recorders);
-        if let Some(url) = self.relay_to.take() {
-            crate::relay::Relays::push_to(&self.shared, &key, &stream, &url);
-        }
-        if let Some(h) = self.connected.as_ref().and_then(|c| c.app.hls.clone()) {
-            crate::hls::task::spawn(stream.clone(), h, name.clone());
+        let session = self.chain_session();
+        if let Some(c) = &self.connected {
+            let ev = Publish {
+                session: &session,
+                key: &key,
+                stream: &stream,
+                app: &c.app,
+                args: &args,
+                kind: &kind,
+                redirect: redirect.as_deref(),
+                derived: false,
+            };
+            self.shared.modules.publish(&self.shared, &ev);
         }
         self.stat.update(|i| {
             i.name = name.clone();
@@ -573,6 +581,7 @@ impl Connection {
         self.fire_done();
         self.armed = Some(Armed {
             publish: false,
+            started: false,
             name: name.clone(),
             args: args.clone(),
         });
@@ -595,7 +604,7 @@ impl Connection {
         &mut self,
         stream_id: u32,
         name: String,
-        _args: String,
+        args: String,
     ) -> Result<(), Close> {
         let app = self
             .connected
@@ -603,17 +612,21 @@ impl Connection {
             .map(|c| c.app.clone())
             .ok_or_else(|| close(Cause::Protocol, "no app"))?;
         let key = self.stream_key(&name);
-        let relayed = self.relay_to.is_some()
-            || self.shared.cluster.is_some()
-            || app.relay.pulls.iter().any(|t| t.matches(&name));
-        if !app.idle_streams
-            && !relayed
-            && !self
-                .shared
+        let published = |s: &Self| {
+            s.shared
                 .registry
                 .get(&key)
                 .is_some_and(|s| s.is_publishing())
-        {
+        };
+        let wanted = |s: &Self| {
+            let ev = Want {
+                key: &key,
+                app: &app,
+                redirect: s.relay_to.as_deref(),
+            };
+            s.shared.modules.wants(&s.shared, &ev)
+        };
+        if !app.idle_streams && !published(self) && !wanted(self) {
             self.status(
                 stream_id,
                 "error",
@@ -647,9 +660,20 @@ impl Connection {
         );
         let (stream, snap, rx) = self.shared.registry.subscribe(&key, queue);
         let redirect = self.relay_to.take();
-        if !snap.publishing || redirect.is_some() {
-            crate::relay::Relays::on_play(&self.shared, &key, redirect.as_deref());
+        if let Some(a) = self.armed.as_mut() {
+            a.started = true;
         }
+        let session = self.chain_session();
+        let ev = Play {
+            session: &session,
+            key: &key,
+            stream: &stream,
+            app: &app,
+            args: &args,
+            published: snap.publishing,
+            redirect: redirect.as_deref(),
+        };
+        self.shared.modules.play(&self.shared, &ev);
         let mut filter = PlayerFilter::new(app.wait_key, app.wait_video);
         if snap.publishing && app.publish_notify {
             self.status(

@@ -28,7 +28,7 @@ use crate::live::frame::SHARED_STREAM_ID;
 use crate::live::player::PlayerFilter;
 use crate::live::timestamp::TimestampFix;
 use crate::live::{Delivery, Frame, Stream, StreamKey};
-use crate::notify::Answer;
+use crate::netcall::Answer;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::handshake::ServerHandshake;
 use crate::rtmp::{Amf, Message, Session};

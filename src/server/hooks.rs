@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::connection::{close, Close, Connection};
 use crate::config::access::{self, Action};
-use crate::notify::{Answer, Call, Form, SessionFields};
+use crate::netcall::{Answer, Call, Form, SessionFields};
 use crate::rtmp::{Amf, Command};
 use crate::telemetry::Cause;
 
@@ -56,6 +56,8 @@ pub struct UpdateTimer {
 /// started): `*_done` and `done` are owed for it exactly once.
 pub struct Armed {
     pub publish: bool,
+    /// Whether the chain heard the publish or play start.
+    pub started: bool,
     pub name: String,
     pub args: String,
 }
@@ -97,7 +99,7 @@ impl Connection {
     /// Sends a checked call; the command resumes in [`Self::on_answer`].
     pub(super) fn suspend(&mut self, call: Call, cmd: PendingCmd) {
         let (tx, rx) = oneshot::channel();
-        let notifier = self.shared.notifier.clone();
+        let notifier = self.shared.netcall.clone();
         tokio::spawn(async move {
             let _ = tx.send(notifier.call(&call).await);
         });
@@ -443,7 +445,7 @@ impl Connection {
         };
         let call = self.call(&url, "update", form);
         let (tx, rx) = oneshot::channel();
-        let notifier = self.shared.notifier.clone();
+        let notifier = self.shared.netcall.clone();
         tokio::spawn(async move {
             let _ = tx.send(notifier.call(&call).await);
         });
@@ -452,118 +454,5 @@ impl Connection {
             u.sent = now;
         }
         Ok(())
-    }
-
-    /// Fires `publish_done`/`play_done` then `done` for the armed stream.
-    pub(super) fn fire_done(&mut self) {
-        self.update = None;
-        let Some(a) = self.armed.take() else { return };
-        let Some(c) = &self.connected else { return };
-        let n = &c.app.notify;
-        let specific = if a.publish {
-            n.on_publish_done.clone().map(|u| (u, "publish_done"))
-        } else {
-            n.on_play_done.clone().map(|u| (u, "play_done"))
-        };
-        let calls: Vec<(String, &'static str)> = specific
-            .into_iter()
-            .chain(n.on_done.clone().map(|u| (u, "done")))
-            .collect();
-        for (url, name) in calls {
-            let form = self
-                .session_fields()
-                .form()
-                .field("call", name)
-                .field("name", &a.name)
-                .field("bytes_in", &self.session.bytes_received().to_string())
-                .field("bytes_out", &self.bytes_out().to_string())
-                .raw(&a.args);
-            let call = self.call(&url, name, form);
-            self.shared.notifier.fire(call);
-        }
-    }
-
-    /// What starts the application's recorders on a stream this connection
-    /// publishes, under its own name or a multitrack rendition's (`split`).
-    /// Each finished file fires `on_record_done` with nginx-rtmp's fields:
-    /// the session, `call=record_done`, `recorder`, `name`, `path`, and the
-    /// stream args; `record_notify` tells this publisher.
-    pub(super) fn recorders(&self, args: &str) -> Option<crate::record::Starter> {
-        let c = self.connected.as_ref()?;
-        if c.app.recorders.is_empty() {
-            return None;
-        }
-        let confs = c.app.recorders.clone();
-        let session = self.session_fields();
-        let (shared, me, args) = (self.shared.clone(), self.id, args.to_owned());
-        let (method, timeout) = (c.app.notify.method, c.app.notify.timeout);
-        Some(std::sync::Arc::new(move |stream, key| {
-            for conf in &confs {
-                let hook = conf.on_record_done.clone();
-                let (session, notifier) = (session.clone(), shared.notifier.clone());
-                let (name, args) = (key.name.clone(), args.clone());
-                // record_notify: an onStatus to this publisher, through its inbox.
-                let status = {
-                    let (shared, notify) = (shared.clone(), conf.notify);
-                    std::sync::Arc::new(move |code: &'static str, recorder: &str| {
-                        if notify {
-                            let description = recorder.to_owned();
-                            let sig = super::drain::Signal::Status { code, description };
-                            shared.drain.post(me, sig);
-                        }
-                    })
-                };
-                let start = status.clone();
-                let opened: crate::record::Hook =
-                    Box::new(move |recorder, _path| start("NetStream.Record.Start", recorder));
-                let done: crate::record::Hook = Box::new(move |recorder, path| {
-                    status("NetStream.Record.Stop", recorder);
-                    let Some(url) = &hook else { return };
-                    let form = session
-                        .form()
-                        .field("call", "record_done")
-                        .field("recorder", recorder)
-                        .field("name", &name)
-                        .field("path", &path.display().to_string())
-                        .raw(&args);
-                    notifier.fire(Call {
-                        url: url.clone(),
-                        method,
-                        timeout,
-                        form,
-                        name: "record_done",
-                    });
-                });
-                let events = crate::record::Events { opened, done };
-                let controls = shared.recorders.clone();
-                crate::record::spawn(stream.clone(), conf.clone(), key.clone(), controls, events);
-            }
-        }))
-    }
-
-    /// Fires `on_disconnect`, for every connection, connected or not.
-    pub(super) fn fire_disconnect(&mut self) {
-        let Some(url) = self.shared.config.servers[self.server]
-            .notify
-            .on_disconnect
-            .clone()
-        else {
-            return;
-        };
-        let fields = self.session_fields();
-        let args = self
-            .connected
-            .as_ref()
-            .map(|c| c.args.clone())
-            .unwrap_or_default();
-        let form = fields
-            .form()
-            .field("call", "disconnect")
-            .field("app", &fields.app)
-            .field("bytes_in", &self.session.bytes_received().to_string())
-            .field("bytes_out", &self.bytes_out().to_string())
-            .raw(&args);
-        let call = self.call(&url, "disconnect", form);
-        self.shared.notifier.fire(call);
     }
 }

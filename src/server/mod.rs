@@ -7,13 +7,13 @@
 
 mod commands;
 mod connection;
-pub mod drain;
+mod events;
 mod goaway;
 mod hooks;
 mod keepalive;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,34 +21,9 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::live::Registry;
 
-/// State shared by all connections.
-pub struct Shared {
-    pub config: Config,
-    pub registry: Registry,
-    pub notifier: crate::notify::Notifier,
-    /// Process start, the zero of `epoch` in on_connect.
-    pub started: std::time::Instant,
-    next_id: AtomicU64,
-    pub connections: AtomicUsize,
-    pub drain: drain::Drain,
-    /// Per-connection facts for /stat and metrics.
-    pub stats: crate::stats::Stats,
-    /// Running recorders, for /control's record/start|stop.
-    pub recorders: Arc<crate::record::Controls>,
-    /// Running pulls and their publisher ids.
-    pub relays: crate::relay::Relays,
-    /// `cluster {}`: the shared stream directory.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-impl Shared {
-    /// A new id for a connection or an in-process session (a pull).
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+pub use crate::node::drain;
+pub use crate::node::Shared;
 
 pub struct Server {
     listeners: Vec<(usize, TcpListener)>,
@@ -57,8 +32,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every `listen` of every `server {}` block.
-    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    /// Binds every `listen` of every `server {}` block. `modules` is the
+    /// feature chain ([`crate::modules::all`] for a full node).
+    pub async fn bind(config: Config, modules: crate::node::Chain) -> anyhow::Result<Server> {
         let mut listeners = Vec::new();
         for (i, s) in config.servers.iter().enumerate() {
             for addr in &s.listen {
@@ -80,19 +56,7 @@ impl Server {
         Ok(Server {
             listeners,
             http,
-            shared: Arc::new(Shared {
-                config,
-                registry: Registry::new(),
-                notifier: crate::notify::Notifier::new(),
-                started: std::time::Instant::now(),
-                next_id: AtomicU64::new(0),
-                connections: AtomicUsize::new(0),
-                drain: drain::Drain::default(),
-                stats: crate::stats::Stats::default(),
-                recorders: Arc::default(),
-                relays: crate::relay::Relays::default(),
-                cluster,
-            }),
+            shared: Arc::new(Shared::new(config, cluster, modules)),
         })
     }
 
@@ -131,7 +95,7 @@ impl Server {
             }));
             info!(node = c.node_id(), registry = %c.conf.registry, "cluster: node started");
         }
-        crate::relay::Relays::start_statics(&shared);
+        shared.modules.start(&shared);
         tokio::select! {
             _ = shutdown => {}
             _ = shared.drain.requested() => {}
@@ -178,7 +142,8 @@ impl Server {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        shared.notifier.settle(drain::NOTIFY_GRACE).await;
+        shared.modules.stop(&shared);
+        shared.netcall.settle(drain::NOTIFY_GRACE).await;
         if let Some(c) = &shared.cluster {
             c.settle().await;
         }

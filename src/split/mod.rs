@@ -16,6 +16,7 @@
 
 pub mod rewrite;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -26,22 +27,54 @@ use crate::config::AppConf;
 use crate::flv::MediaInfo;
 use crate::live::stream::{PublisherId, Takeover};
 use crate::live::{Delivery, Frame, FrameKind, Stream, StreamKey};
-use crate::server::Shared;
+use crate::node::chain::{Module, Publish, Session};
+use crate::node::Shared;
 
-/// Starts splitting `stream`, just published as `key`, when its
-/// application has `multitrack_split`.
-/// `recorders` starts the application's recorders with the publisher's
-/// notifications (`on_record_done` carries the rendition's name).
-pub fn on_publish(
+/// The split module.
+#[derive(Default)]
+pub struct Split;
+
+impl Module for Split {
+    fn name(&self) -> &'static str {
+        "split"
+    }
+
+    /// Starts splitting a stream a client just published, when its
+    /// application has `multitrack_split`. A rendition's own publish is
+    /// raised on the chain like any other, with the publisher's session,
+    /// so recorders, HLS, pushes and exec apply to it.
+    fn publish(&self, shared: &Arc<Shared>, ev: &Publish) {
+        if ev.derived {
+            return;
+        }
+        if let Some(split) = ev.app.split.clone() {
+            let origin = Origin {
+                session: ev.session.clone(),
+                args: ev.args.to_owned(),
+            };
+            start(shared, ev.key, ev.stream, split, origin);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The publish a split comes from, for its renditions' events.
+struct Origin {
+    session: Session,
+    args: String,
+}
+
+fn start(
     shared: &Arc<Shared>,
     key: &StreamKey,
     stream: &Arc<Stream>,
-    recorders: Option<crate::record::Starter>,
+    split: crate::config::Split,
+    origin: Origin,
 ) {
     let Some(app) = shared.config.servers[key.server].app(&key.app) else {
-        return;
-    };
-    let Some(split) = app.split.clone() else {
         return;
     };
     let (_, mut rx) = stream.subscribe_quiet();
@@ -55,7 +88,7 @@ pub fn on_publish(
                     for out in splitter.frame(&f) {
                         let r = renditions.entry(out.track).or_insert_with(|| {
                             let suffix = split.suffix(out.track)?;
-                            Rendition::start(&shared, &key, &app, &suffix, recorders.as_ref())
+                            Rendition::start(&shared, &key, &app, &suffix, &origin)
                         });
                         if let Some(r) = r {
                             r.push(&f, out);
@@ -93,13 +126,13 @@ struct Rendition {
 
 impl Rendition {
     /// Publishes `PARENT<suffix>` and starts what a publish starts there:
-    /// recorders, HLS and pushes. `None` when a client publishes that name.
+    /// the chain's publish event. `None` when a client publishes that name.
     fn start(
         shared: &Arc<Shared>,
         parent: &StreamKey,
         app: &AppConf,
         suffix: &str,
-        recorders: Option<&crate::record::Starter>,
+        origin: &Origin,
     ) -> Option<Rendition> {
         let key = StreamKey {
             server: parent.server,
@@ -129,13 +162,19 @@ impl Rendition {
             parent = parent.name,
             "multitrack split: rendition"
         );
-        if let Some(start) = recorders {
-            start(&stream, &key);
-        }
-        if let Some(h) = &app.hls {
-            crate::hls::task::spawn(stream.clone(), h.clone(), key.name.clone());
-        }
-        crate::relay::Relays::on_publish(shared, &key, &stream);
+        shared.modules.publish(
+            shared,
+            &Publish {
+                session: &origin.session,
+                key: &key,
+                stream: &stream,
+                app,
+                args: &origin.args,
+                kind: "live",
+                redirect: None,
+                derived: true,
+            },
+        );
         Some(Rendition {
             key,
             stream,

@@ -594,7 +594,8 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
 /// loopback port: its address and shared state (for white-box checks).
 pub async fn in_process() -> (std::net::SocketAddr, std::sync::Arc<sluice::server::Shared>) {
     let conf = "rtmp { server { listen 127.0.0.1:0; application live { live on; } } }";
-    let server = sluice::server::Server::bind(sluice::config::Config::parse(conf, "test").unwrap())
+    let config = sluice::config::Config::parse(conf, "test").unwrap();
+    let server = sluice::server::Server::bind(config, sluice::modules::all())
         .await
         .unwrap();
     let addr = server.local_addrs()[0];

@@ -1,0 +1,53 @@
+//! Raising the module chain's events from a connection. The connection
+//! knows when a publish or play starts and ends and when it closes; what
+//! happens then is up to the modules (see [`crate::node::chain`]).
+
+use super::connection::Connection;
+use crate::node::chain::{CloseStream, Disconnect, Session};
+
+impl Connection {
+    /// This connection, as the chain's events name it.
+    pub(super) fn chain_session(&self) -> Session {
+        Session {
+            id: self.id,
+            server: self.server,
+            fields: self.session_fields(),
+            peer: Some(self.addr),
+        }
+    }
+
+    /// Closes the armed publish or play: the chain hears `close_stream`
+    /// (the notify module's `publish_done`/`play_done` and `done`).
+    pub(super) fn fire_done(&mut self) {
+        self.update = None;
+        let Some(a) = self.armed.take() else { return };
+        let Some(c) = &self.connected else { return };
+        let session = self.chain_session();
+        let ev = CloseStream {
+            session: &session,
+            app: &c.app,
+            name: &a.name,
+            args: &a.args,
+            publish: a.publish,
+            started: a.started,
+            bytes_in: self.session.bytes_received(),
+            bytes_out: self.bytes_out(),
+        };
+        self.shared.modules.close_stream(&self.shared, &ev);
+    }
+
+    /// The connection closed: the chain hears `disconnect`, connected or
+    /// not.
+    pub(super) fn fire_disconnect(&mut self) {
+        let session = self.chain_session();
+        let ev = Disconnect {
+            session: &session,
+            app: self.connected.as_ref().map(|c| &c.app),
+            args: self.connected.as_ref().map_or("", |c| c.args.as_str()),
+            bytes_in: self.session.bytes_received(),
+            bytes_out: self.bytes_out(),
+            duration: self.started_at().elapsed(),
+        };
+        self.shared.modules.disconnect(&self.shared, &ev);
+    }
+}
