@@ -25,6 +25,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod exec;
 pub mod flv;
 pub mod hls;
 pub mod http;

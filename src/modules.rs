@@ -15,5 +15,6 @@ pub fn all() -> Chain {
         Arc::new(crate::hls::Hls),
         Arc::new(crate::relay::Relays::default()),
         Arc::new(crate::split::Split),
+        Arc::new(crate::exec::Exec::default()),
     ])
 }

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod cluster;
+pub mod exec;
 pub mod hls;
 pub mod http;
 pub mod relay;
@@ -70,6 +71,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `max_connections` (rtmp{} scope): total RTMP connections.
     pub max_connections: Option<usize>,
+    /// `exec_static`: commands run from start-up to shutdown, from every
+    /// scope (nginx-rtmp keeps one list).
+    pub exec_statics: Vec<exec::ExecCmd>,
     /// `log_args` (Sluice, rtmp{} scope): show `?args` values (stream
     /// keys) in logs. Off by default: they are replaced by `***`.
     pub log_args: bool,
@@ -211,6 +215,8 @@ pub struct AppConf {
     /// (by track id) of a multitrack publish, served as its own stream;
     /// `None` when off.
     pub split: Option<Split>,
+    /// `exec_*` commands.
+    pub exec: exec::ExecConf,
     /// `push`, `pull` and their settings.
     pub relay: RelayConf,
 }
@@ -261,6 +267,10 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// `multitrack_split`: `on`, `off`, or one suffix per video track.
     Split,
+    /// May be given more than once, with at least this many arguments.
+    List(usize),
+    /// A signal name or number (`exec_kill_signal`).
+    Signal,
 }
 
 /// Directives Sluice implements, with the scopes nginx-rtmp allows them in.
@@ -272,7 +282,9 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "out_cork" => (MAIN | SRV, Kind::Inert(1)),
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
-        "max_connections" => (MAIN, Kind::Num),
+        // nginx-rtmp takes it in every scope and enforces none: Sluice
+        // enforces the rtmp{} one (see README).
+        "max_connections" => (MAIN | SRV | APP, Kind::Num),
         "record" => (MAIN | SRV | APP | REC, Kind::Record),
         "hls" | "hls_nested" | "hls_cleanup" => (MAIN | SRV | APP, Kind::Flag),
         "hls_path" | "hls_base_url" => (MAIN | SRV | APP, Kind::Str),
@@ -300,6 +312,17 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "drop_idle_publisher" | "sync" => (MAIN | SRV | APP, Kind::Msec),
         "meta" => (MAIN | SRV | APP, Kind::Meta),
         "stream_buckets" | "buffer" => (MAIN | SRV | APP, Kind::Inert(1)),
+        // nginx-rtmp's response buffer for notifications: Sluice's HTTP
+        // client sizes its own.
+        "netcall_buffer" => (MAIN | SRV | APP, Kind::Inert(1)),
+        // nginx-http-flv-module (the widely used fork): periodic access log
+        // lines and GOP cache bounds. Sluice's access log writes at
+        // disconnect, and its GOP cache is bounded by time and bytes.
+        "log_interval"
+        | "log_size"
+        | "gop_max_frame_count"
+        | "gop_max_video_count"
+        | "gop_max_audio_count" => (MAIN | SRV | APP, Kind::Inert(1)),
         "on_connect" | "on_disconnect" => (MAIN | SRV, Kind::Url),
         "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" | "on_update" => {
             (MAIN | SRV | APP, Kind::Url)
@@ -310,6 +333,12 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "push_reconnect" | "pull_reconnect" | "relay_buffer" => (MAIN | SRV | APP, Kind::Msec),
         "session_relay" => (MAIN | SRV | APP, Kind::Flag),
         "multitrack_split" => (MAIN | SRV | APP, Kind::Split),
+        "exec" | "exec_push" | "exec_pull" | "exec_static" | "exec_publish"
+        | "exec_publish_done" | "exec_play" | "exec_play_done" => (MAIN | SRV | APP, Kind::List(1)),
+        "exec_record_done" => (MAIN | SRV | APP | REC, Kind::List(1)),
+        "respawn" | "exec_options" => (MAIN | SRV | APP, Kind::Flag),
+        "respawn_timeout" => (MAIN | SRV | APP, Kind::Msec),
+        "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
         _ => return None,
     })
 }
@@ -320,22 +349,8 @@ const NOT_YET: &[&str] = &[
     "on_record_started",
     "on_playlist",
     "notify_send_redirect",
-    "netcall_buffer",
-    "exec",
-    "exec_push",
-    "exec_pull",
-    "exec_static",
-    "exec_publish",
-    "exec_publish_done",
-    "exec_play",
-    "exec_play_done",
-    "exec_record_done",
     "exec_record_started",
     "exec_block",
-    "exec_options",
-    "exec_kill_signal",
-    "respawn",
-    "respawn_timeout",
     "record_interval_size",
     "hls_muxdelay",
     "hls_sync",
@@ -360,6 +375,7 @@ const NOT_YET: &[&str] = &[
     "dash_clock_compensation",
     "dash_clock_helper_uri",
     "rtmp_auto_push",
+    "rtmp_relay_ssl_trusted_certificate",
     "rtmp_auto_push_reconnect",
     "rtmp_socket_dir",
     "play",
@@ -370,12 +386,39 @@ const NOT_YET: &[&str] = &[
     "max_queue",
 ];
 
-/// Values of one scope, by directive name.
-type Scope = HashMap<String, (Vec<String>, Pos)>;
+/// Values of one scope, by directive name, and the directives that may be
+/// given more than once (`exec_push`, `access_log`...), in order.
+#[derive(Default)]
+struct Scope {
+    map: HashMap<String, (Vec<String>, Pos)>,
+    lists: Vec<Directive>,
+}
+
+impl Scope {
+    fn new() -> Scope {
+        Scope::default()
+    }
+}
+
+impl std::ops::Deref for Scope {
+    type Target = HashMap<String, (Vec<String>, Pos)>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Scope {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
 
 struct Interp {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    /// `max_connections`, from whichever scope set it: nginx-rtmp keeps
+    /// one process-wide limit however deep it is written.
+    max_connections: Option<(usize, Pos)>,
 }
 
 impl Interp {
@@ -430,6 +473,17 @@ impl Interp {
             ));
             return;
         }
+        if let Kind::List(min) = kind {
+            if d.args.len() < min {
+                self.errors.push(err(
+                    &d.pos,
+                    format!("invalid number of arguments in \"{}\" directive", d.name),
+                ));
+            } else {
+                into.lists.push(d.clone());
+            }
+            return;
+        }
         let nargs = match kind {
             Kind::Inert(n) => n,
             Kind::Record | Kind::Split => d.args.len().max(1),
@@ -442,6 +496,20 @@ impl Interp {
             ));
             return;
         }
+        // nginx compares flags and enumerated values without case
+        // (`live ON`, `notify_method GET`, `record ALL`).
+        let caseless = matches!(
+            kind,
+            Kind::Flag | Kind::Method | Kind::Meta | Kind::Takeover | Kind::OneOf(_) | Kind::Record
+        ) || (matches!(kind, Kind::Split)
+            && d.args.len() == 1
+            && matches!(d.args[0].to_ascii_lowercase().as_str(), "on" | "off"));
+        let args: Vec<String> = if caseless {
+            d.args.iter().map(|a| a.to_ascii_lowercase()).collect()
+        } else {
+            d.args.clone()
+        };
+        let d = &Directive { args, ..d.clone() };
         let v = &d.args[0];
         let ok = match kind {
             Kind::Url => v.starts_with("http://") || v.starts_with("https://"),
@@ -452,7 +520,8 @@ impl Interp {
             Kind::Num => v.parse::<u32>().is_ok(),
             Kind::Size => parse_size(v).is_some(),
             Kind::Meta => matches!(v.as_str(), "on" | "off" | "copy"),
-            Kind::Inert(_) | Kind::Str => true,
+            Kind::Inert(_) | Kind::Str | Kind::List(_) => true,
+            Kind::Signal => exec::parse_signal(v).is_some(),
             Kind::OneOf(words) => words.contains(&v.as_str()),
             Kind::Split => match d.args.as_slice() {
                 [one] if one == "on" || one == "off" => true,
@@ -477,7 +546,8 @@ impl Interp {
                 Kind::Num => "expected a number",
                 Kind::Size => "expected a size such as 4096, 4k or 1M",
                 Kind::Meta => "it must be \"on\", \"copy\" or \"off\"",
-                Kind::Inert(_) | Kind::Str => "",
+                Kind::Inert(_) | Kind::Str | Kind::List(_) => "",
+                Kind::Signal => "expected a signal name (TERM, KILL...) or number",
                 Kind::OneOf(_) => "it must be one of",
                 Kind::Record => "expected off, all, audio, video, keyframes or manual",
                 Kind::Split => "expected on, off, or one name suffix per video track",
@@ -493,6 +563,16 @@ impl Interp {
                     d.name
                 ),
             ));
+            return;
+        }
+        if d.name == "max_connections" {
+            match &self.max_connections {
+                Some((_, first)) => self.errors.push(err(
+                    &d.pos,
+                    format!("\"max_connections\" directive is duplicate (first at {first})"),
+                )),
+                None => self.max_connections = v.parse().ok().map(|n| (n, d.pos.clone())),
+            }
             return;
         }
         if let Some((_, first)) = into.get(&d.name) {
@@ -544,6 +624,9 @@ pub struct RecorderConf {
     /// Starts a new file at the first keyframe after this long.
     pub interval: Option<Duration>,
     pub on_record_done: Option<String>,
+    /// `exec_record_done` written inside this `recorder {}` (otherwise the
+    /// application's apply).
+    pub exec_record_done: Vec<exec::ExecCmd>,
 }
 
 impl RecorderConf {
@@ -572,6 +655,7 @@ impl RecorderConf {
             max_frames: l.num("record_max_frames", 0),
             interval: (!interval.is_zero()).then_some(interval),
             on_record_done: l.raw("on_record_done").map(str::to_owned),
+            exec_record_done: Vec::new(),
         }
     }
 
@@ -586,6 +670,33 @@ impl RecorderConf {
 struct Lookup<'a>(Vec<&'a Scope>);
 
 impl Lookup<'_> {
+    /// Every `name` directive of the innermost scope that has one, as
+    /// nginx inherits a list (`access_log`): a scope's own list replaces its
+    /// parent's.
+    fn list_nearest(&self, names: &[&str]) -> Vec<&Directive> {
+        for s in &self.0 {
+            let l: Vec<&Directive> = s
+                .lists
+                .iter()
+                .filter(|d| names.contains(&d.name.as_str()))
+                .collect();
+            if !l.is_empty() {
+                return l;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Every `name` directive of every scope, innermost first, as
+    /// nginx-rtmp merges exec lists: a scope's own, then its parent's.
+    fn list_all(&self, names: &[&str]) -> Vec<&Directive> {
+        self.0
+            .iter()
+            .flat_map(|s| s.lists.iter())
+            .filter(|d| names.contains(&d.name.as_str()))
+            .collect()
+    }
+
     fn all(&self, name: &str) -> Option<&[String]> {
         self.0.iter().find_map(|s| s.get(name)).map(|(a, _)| &a[..])
     }
@@ -702,6 +813,7 @@ impl Config {
         let mut it = Interp {
             errors: vec![],
             warnings: vec![],
+            max_connections: None,
         };
         let mut rtmp: Option<&Directive> = None;
         let mut http_servers = Vec::new();
@@ -765,6 +877,7 @@ impl Config {
         }
 
         let mut servers = Vec::new();
+        let mut exec_statics = exec::statics(&main.lists);
         let mut seen_listen: HashMap<SocketAddr, Pos> = HashMap::new();
         for (sd, block) in server_blocks {
             let mut srv = Scope::new();
@@ -897,7 +1010,8 @@ impl Config {
                         it.simple(d, REC, &mut rec, &mut no_rules);
                     }
                     let rl = Lookup(vec![&rec, &app, &srv, &main]);
-                    let r = RecorderConf::from_lookup(&rd.args[0], &rl);
+                    let mut r = RecorderConf::from_lookup(&rd.args[0], &rl);
+                    r.exec_record_done = exec::recorder_cmds(&Lookup(vec![&rec]));
                     if r.enabled() {
                         recorders.push(r);
                     }
@@ -942,7 +1056,13 @@ impl Config {
                     ));
                 }
                 let drop_idle = l.msec("drop_idle_publisher", 0);
+                let kill_signal = l
+                    .raw("exec_kill_signal")
+                    .and_then(exec::parse_signal)
+                    .unwrap_or(9);
+                exec_statics.extend(exec::statics(&app.lists));
                 apps.push(AppConf {
+                    exec: exec::build(&l, kill_signal),
                     name: ad.args[0].clone(),
                     live: l.flag("live", false),
                     meta: match l.raw("meta") {
@@ -982,6 +1102,7 @@ impl Config {
                     },
                 });
             }
+            exec_statics.extend(exec::statics(&srv.lists));
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
             servers.push(ServerConf {
                 drain_timeout: Lookup(vec![&srv, &main]).msec("drain_timeout", 30_000),
@@ -992,12 +1113,14 @@ impl Config {
             });
         }
         if servers.is_empty() {
-            it.errors
-                .push(err(&rtmp.pos, "rtmp {} has no server {} block"));
+            // nginx-rtmp loads such a config (its servers may come from an
+            // include that matches nothing yet); it just accepts nothing.
+            it.warnings.push(format!(
+                "{}: rtmp {{}} has no server {{}} block and accepts nothing",
+                rtmp.pos
+            ));
         }
-        let max_connections = Lookup(vec![&main])
-            .raw("max_connections")
-            .and_then(|v| v.parse().ok());
+        let max_connections = it.max_connections.as_ref().map(|(n, _)| *n);
         let log_args = Lookup(vec![&main]).flag("log_args", false);
         let drain_timeout = servers
             .iter()
@@ -1011,6 +1134,7 @@ impl Config {
                 max_connections,
                 log_args,
                 http: http_servers,
+                exec_statics,
                 cluster: cluster_conf,
                 warnings: it.warnings,
             })
@@ -1168,10 +1292,10 @@ mod tests {
             "{e:?}"
         );
         let e = errors(
-            "rtmp {\n server {\n  application x {\n   live on;\n   exec_push ffmpeg;\n   push rtmp://a/b static;\n  }\n }\n}\n",
+            "rtmp {\n server {\n  application x {\n   live on;\n   dash on;\n   push rtmp://a/b static;\n  }\n }\n}\n",
         );
         assert!(
-            e[0].starts_with("f.conf:5: nginx-rtmp directive \"exec_push\" is not implemented"),
+            e[0].starts_with("f.conf:5: nginx-rtmp directive \"dash\" is not implemented"),
             "{e:?}"
         );
         assert_eq!(
@@ -1188,8 +1312,16 @@ mod tests {
         );
         assert_eq!(
             e,
-            vec!["f.conf:5: \"max_connections\" directive is not allowed in server {}"]
+            vec!["f.conf:5: \"max_connections\" directive is duplicate (first at f.conf:2)"]
         );
+        let c = Config::parse(
+            "rtmp {\n server {\n  listen 1935;\n  application a {\n   max_connections 7;\n   live ON;\n   notify_method GET;\n  }\n }\n}\n",
+            "f.conf",
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, Some(7));
+        assert!(c.servers[0].apps[0].live);
+        assert_eq!(c.servers[0].apps[0].notify.method, NotifyMethod::Get);
         let e = errors("rtmp {\n server {\n  listen 1935;\n  live maybe;\n  listen 1935;\n }\n}\n");
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(

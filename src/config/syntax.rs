@@ -121,12 +121,15 @@ fn tokenize(src: &str, file: &Arc<str>) -> Result<Vec<(Tok, usize)>, ConfigError
                 toks.push((Tok::Word(w), start));
             }
             _ => {
+                // As nginx reads a word: it ends at a space, `;` or `{`, but
+                // not at the `{` of `${` (a variable such as `${VAR}` in a
+                // templated config is one word), and a `}` inside a word is
+                // part of it. `#` starts a comment only at a token's start.
                 let mut w = String::new();
                 while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() || matches!(c, ';' | '{' | '}') {
+                    if c.is_whitespace() || c == ';' || (c == '{' && !w.ends_with('$')) {
                         break;
                     }
-                    // `#` starts a comment only at the start of a token
                     w.push(c);
                     chars.next();
                 }
@@ -314,6 +317,20 @@ fn include(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_and_braces_inside_words_as_nginx_reads_them() {
+        let src = "listen ${RTMP_PORT};\npath /x/${A}_${B}/y;\nb{c x}y;}\n";
+        let t = parse_str(src, "t.conf", Path::new("."), 0).unwrap();
+        assert_eq!(t[0].args, ["${RTMP_PORT}"]);
+        assert_eq!(t[1].args, ["/x/${A}_${B}/y"]);
+        // `{` still opens a block after a plain word; `}` inside a word
+        // belongs to it, at a token's start it closes the block.
+        assert_eq!(t[2].name, "b");
+        let inner = t[2].block.as_ref().unwrap();
+        assert_eq!(inner[0].name, "c");
+        assert_eq!(inner[0].args, ["x}y"]);
+    }
 
     #[test]
     fn blocks_quotes_comments_lines() {

@@ -136,8 +136,11 @@ pub trait Module: Send + Sync + 'static {
     fn disconnect(&self, _shared: &Arc<Shared>, _ev: &Disconnect) {}
     fn record_done(&self, _shared: &Arc<Shared>, _ev: &RecordDone) {}
     /// Every stream has ended (drain or shutdown): release what outlives
-    /// streams (child processes, open files).
-    fn stop(&self, _shared: &Arc<Shared>) {}
+    /// streams (child processes, open files). The server waits for the
+    /// returned tasks (a bounded time) before it exits.
+    fn stop(&self, _shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
+    }
     /// SIGUSR1: reopen log files.
     fn reopen(&self) {}
     /// A metrics scrape is due: refresh this module's gauges.
@@ -195,8 +198,15 @@ impl Chain {
         self.modules.iter().for_each(|m| m.record_done(shared, ev));
     }
 
-    pub fn stop(&self, shared: &Arc<Shared>) {
-        self.modules.iter().for_each(|m| m.stop(shared));
+    /// Stops every module, waiting at most `limit` for what they release.
+    pub async fn stop(&self, shared: &Arc<Shared>, limit: Duration) {
+        let tasks: Vec<_> = self.modules.iter().flat_map(|m| m.stop(shared)).collect();
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, all).await;
     }
 
     pub fn reopen(&self) {

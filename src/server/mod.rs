@@ -142,7 +142,10 @@ impl Server {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        shared.modules.stop(&shared);
+        shared
+            .modules
+            .stop(&shared, std::time::Duration::from_secs(10))
+            .await;
         shared.netcall.settle(drain::NOTIFY_GRACE).await;
         if let Some(c) = &shared.cluster {
             c.settle().await;
