@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need when it is missing
-# (ffmpeg/ffprobe, rtmpdump, redis-server, chromium, node/npm and the npm packages of
+# (ffmpeg/ffprobe, rtmpdump, redis-server, chromium, nginx with libnginx-mod-rtmp,
+# node/npm and the npm packages of
 # tests/browser, and a current ffmpeg for Enhanced RTMP from the PyPI package
 # imageio-ffmpeg), then runs formatting, lints and every test.
 set -euo pipefail
@@ -13,6 +14,8 @@ command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# Debian's nginx-rtmp, run side by side with Sluice (tests/access_log.rs).
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(nginx libnginx-mod-rtmp)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""

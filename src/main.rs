@@ -153,6 +153,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    // SIGUSR1 reopens log files (logrotate sends it to nginx).
+    {
+        let shared = server.shared();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+                return;
+            };
+            while usr1.recv().await.is_some() {
+                tracing::info!("SIGUSR1: reopening log files");
+                shared.modules.reopen();
+            }
+        });
+    }
     // SIGTERM, SIGINT or SIGQUIT starts a graceful drain; a second one
     // exits at once.
     let shutdown = async {

@@ -16,5 +16,6 @@ pub fn all() -> Chain {
         Arc::new(crate::relay::Relays::default()),
         Arc::new(crate::split::Split),
         Arc::new(crate::exec::Exec::default()),
+        Arc::new(crate::access_log::AccessLog::default()),
     ])
 }

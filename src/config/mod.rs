@@ -9,6 +9,7 @@
 //! open a locked-down server to everyone.
 
 pub mod access;
+pub mod access_log;
 pub mod cluster;
 pub mod exec;
 pub mod hls;
@@ -217,6 +218,8 @@ pub struct AppConf {
     pub split: Option<Split>,
     /// `exec_*` commands.
     pub exec: exec::ExecConf,
+    /// `access_log`: where a session's line goes when it ends.
+    pub access_log: Vec<access_log::AccessLog>,
     /// `push`, `pull` and their settings.
     pub relay: RelayConf,
 }
@@ -339,6 +342,8 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "respawn" | "exec_options" => (MAIN | SRV | APP, Kind::Flag),
         "respawn_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
+        "access_log" => (MAIN | SRV | APP, Kind::List(1)),
+        "log_format" => (MAIN | SRV | APP, Kind::List(2)),
         _ => return None,
     })
 }
@@ -381,8 +386,6 @@ const NOT_YET: &[&str] = &[
     "play",
     "play_temp_path",
     "play_local_path",
-    "access_log",
-    "log_format",
     "max_queue",
 ];
 
@@ -669,13 +672,13 @@ impl RecorderConf {
 /// Effective value lookup: application, then server, then rtmp{}.
 struct Lookup<'a>(Vec<&'a Scope>);
 
-impl Lookup<'_> {
+impl<'a> Lookup<'a> {
     /// Every `name` directive of the innermost scope that has one, as
     /// nginx inherits a list (`access_log`): a scope's own list replaces its
     /// parent's.
-    fn list_nearest(&self, names: &[&str]) -> Vec<&Directive> {
+    fn list_nearest(&self, names: &[&str]) -> Vec<&'a Directive> {
         for s in &self.0 {
-            let l: Vec<&Directive> = s
+            let l: Vec<&'a Directive> = s
                 .lists
                 .iter()
                 .filter(|d| names.contains(&d.name.as_str()))
@@ -689,7 +692,7 @@ impl Lookup<'_> {
 
     /// Every `name` directive of every scope, innermost first, as
     /// nginx-rtmp merges exec lists: a scope's own, then its parent's.
-    fn list_all(&self, names: &[&str]) -> Vec<&Directive> {
+    fn list_all(&self, names: &[&str]) -> Vec<&'a Directive> {
         self.0
             .iter()
             .flat_map(|s| s.lists.iter())
@@ -847,6 +850,20 @@ impl Config {
             });
             return Err(vec![err(&pos, "no \"rtmp\" block: nothing to serve")]);
         };
+
+        // `log_format` from any scope, before any `access_log` names one.
+        let mut format_lines = Vec::new();
+        fn gather<'a>(b: &'a [Directive], out: &mut Vec<&'a Directive>) {
+            for d in b {
+                match &d.block {
+                    Some(inner) => gather(inner, out),
+                    None if d.name == "log_format" && d.args.len() >= 2 => out.push(d),
+                    None => {}
+                }
+            }
+        }
+        gather(rtmp.block.as_deref().unwrap_or_default(), &mut format_lines);
+        let formats = access_log::formats(&format_lines, &mut it.errors);
 
         let mut main = Scope::new();
         let mut main_rules = Vec::new();
@@ -1061,7 +1078,10 @@ impl Config {
                     .and_then(exec::parse_signal)
                     .unwrap_or(9);
                 exec_statics.extend(exec::statics(&app.lists));
+                let lines = l.list_nearest(&["access_log"]);
+                let access_log = access_log::logs(&lines, &formats, &mut it.errors);
                 apps.push(AppConf {
+                    access_log,
                     exec: exec::build(&l, kill_signal),
                     name: ad.args[0].clone(),
                     live: l.flag("live", false),
@@ -1127,6 +1147,9 @@ impl Config {
             .map(|s| s.drain_timeout)
             .max()
             .unwrap_or(Duration::from_secs(30));
+        // A bad line inherited by several applications is reported once.
+        let mut seen = std::collections::HashSet::new();
+        it.errors.retain(|e| seen.insert(e.to_string()));
         if it.errors.is_empty() {
             Ok(Config {
                 drain_timeout,
