@@ -3,6 +3,7 @@
 //! players; `root`/`alias` serve files (HLS playlists and segments) the way
 //! nginx would.
 
+mod auth;
 mod control;
 mod dashboard;
 mod files;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -55,6 +56,7 @@ impl HttpListener {
             shared,
         });
         let app = axum::Router::new().fallback(route).with_state(state);
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(self.listener, app).await {
             tracing::warn!("http server stopped: {e}");
         }
@@ -66,11 +68,22 @@ struct HttpState {
     shared: Arc<Shared>,
 }
 
-async fn route(State(st): State<Arc<HttpState>>, req: Request<Body>) -> Response {
+async fn route(
+    State(st): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request<Body>,
+) -> Response {
     let path = req.uri().path().to_owned();
     let Some(loc) = st.conf.location(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    if let Some(refused) = auth::check(&loc.guard, peer.ip().to_canonical(), req.headers()).await {
+        return refused;
+    }
+    if let Some((code, text)) = &loc.ret {
+        let code = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (code, text.clone()).into_response();
+    }
     if loc.control != 0 {
         return control::serve(&st.shared, loc, &path, req.uri().query()).await;
     }
