@@ -132,7 +132,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();
-        for a in &s.listen {
+        for l in &s.listen {
+            let a = &l.at;
             eprintln!(
                 "  rtmp://{a}  server #{i}  applications: {}",
                 apps.join(", ")

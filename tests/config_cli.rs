@@ -105,7 +105,7 @@ fn errors_name_file_and_line_and_exit_1() {
 fn serve_runs_a_real_world_conf() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nginx-real.conf");
     let c = sluice::config::Config::load(&path).unwrap();
-    let port = c.servers[1].listen[0].port();
+    let port = c.servers[1].listen[0].port().unwrap();
     let conf = std::fs::read_to_string(&path).unwrap();
     let srv = common::Server::with_config(
         &conf.replace(

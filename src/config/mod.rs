@@ -20,7 +20,7 @@ mod units;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use syntax::err;
@@ -87,7 +87,7 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct ServerConf {
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
     pub drain_timeout: Duration,
     pub core: CoreConf,
     pub apps: Vec<AppConf>,
@@ -727,35 +727,92 @@ impl<'a> Lookup<'a> {
 }
 
 /// Parses a `listen` directive's address.
-fn parse_listen(d: &Directive) -> Result<Vec<SocketAddr>, ConfigError> {
+/// Where an RTMP `listen` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    /// `listen unix:/path`.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// One RTMP `listen`, with the parameters Sluice acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub at: Endpoint,
+    /// `proxy_protocol`: every connection starts with a PROXY v1 or v2
+    /// header naming the real client.
+    pub proxy_protocol: bool,
+    /// `reuseport`: SO_REUSEPORT, so a second process can bind the port.
+    pub reuseport: bool,
+}
+
+impl Listen {
+    /// The TCP port, for a TCP listener.
+    pub fn port(&self) -> Option<u16> {
+        match &self.at {
+            Endpoint::Tcp(a) => Some(a.port()),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
     let Some(addr) = d.args.first() else {
         return Err(err(
             &d.pos,
             "invalid number of arguments in \"listen\" directive",
         ));
     };
+    let (mut proxy_protocol, mut reuseport) = (false, false);
     for p in &d.args[1..] {
-        let known = p == "bind" || p.starts_with("ipv6only=") || p.starts_with("so_keepalive=");
-        if p == "proxy_protocol" {
-            return Err(err(
-                &d.pos,
-                "\"proxy_protocol\" in \"listen\" is not implemented by Sluice yet",
-            ));
-        }
-        if !known {
-            return Err(err(
-                &d.pos,
-                format!("invalid parameter \"{p}\" in \"listen\" directive"),
-            ));
+        match p.as_str() {
+            "proxy_protocol" => proxy_protocol = true,
+            "reuseport" => reuseport = true,
+            "bind" => {}
+            p if p.starts_with("ipv6only=")
+                || p.starts_with("so_keepalive=")
+                || p.starts_with("backlog=")
+                || p.starts_with("rcvbuf=")
+                || p.starts_with("sndbuf=")
+                || p == "deferred" => {}
+            _ => {
+                return Err(err(
+                    &d.pos,
+                    format!("invalid parameter \"{p}\" in \"listen\" directive"),
+                ))
+            }
         }
     }
-    if addr.starts_with("unix:") {
-        return Err(err(
-            &d.pos,
-            "unix sockets in \"listen\" are not implemented by Sluice yet",
-        ));
+    if let Some(path) = addr.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(err(
+                &d.pos,
+                "no path in \"unix:\" of the \"listen\" directive",
+            ));
+        }
+        return Ok(vec![Listen {
+            at: Endpoint::Unix(PathBuf::from(path)),
+            proxy_protocol,
+            reuseport: false,
+        }]);
     }
-    listen_addr(d, addr, 1935)
+    Ok(listen_addr(d, addr, 1935)?
+        .into_iter()
+        .map(|a| Listen {
+            at: Endpoint::Tcp(a),
+            proxy_protocol,
+            reuseport,
+        })
+        .collect())
 }
 
 /// Resolves a `listen` address as nginx reads it: `PORT`, `*:PORT`,
@@ -895,7 +952,7 @@ impl Config {
 
         let mut servers = Vec::new();
         let mut exec_statics = exec::statics(&main.lists);
-        let mut seen_listen: HashMap<SocketAddr, Pos> = HashMap::new();
+        let mut seen_listen: HashMap<Endpoint, Pos> = HashMap::new();
         for (sd, block) in server_blocks {
             let mut srv = Scope::new();
             let mut srv_rules = Vec::new();
@@ -906,10 +963,12 @@ impl Config {
                     "listen" => match parse_listen(d) {
                         Ok(addrs) => {
                             for a in addrs {
-                                if let Some(prev) = seen_listen.insert(a, d.pos.clone()) {
+                                if let Some(prev) = seen_listen.insert(a.at.clone(), d.pos.clone())
+                                {
+                                    let at = &a.at;
                                     it.errors.push(err(
                                         &d.pos,
-                                        format!("duplicate \"{a}\" address and port pair (first at {prev})"),
+                                        format!("duplicate \"{at}\" address and port pair (first at {prev})"),
                                     ));
                                 }
                                 listen.push(a);
@@ -1197,7 +1256,10 @@ mod tests {
     #[test]
     fn embedded_default() {
         let c = Config::embedded();
-        assert_eq!(c.servers[0].listen, vec!["0.0.0.0:1935".parse().unwrap()]);
+        assert_eq!(
+            c.servers[0].listen[0].at,
+            Endpoint::Tcp("0.0.0.0:1935".parse().unwrap())
+        );
         let app = c.servers[0].app("live").unwrap();
         assert!(app.live && app.gop_cache && app.wait_key && app.idle_streams);
         assert_eq!(c.servers[0].core.chunk_size, 4096);

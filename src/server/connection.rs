@@ -14,9 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::socket::Socket;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tracing::{debug, info};
 
@@ -202,7 +202,10 @@ impl Connection {
         &self.shared.config.servers[self.server].core
     }
 
-    pub async fn run(mut self, mut sock: TcpStream) {
+    /// Serves `sock`; `early` holds bytes already read from it (after a
+    /// PROXY protocol header).
+    pub async fn run<S: Socket>(mut self, mut sock: S, early: BytesMut) {
+        self.input = early;
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
         let (cause, reason) = match self.serve(&mut sock).await {
             Ok(()) => (Cause::Normal, "server closed".to_owned()),
@@ -240,7 +243,7 @@ impl Connection {
         );
     }
 
-    async fn serve(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+    async fn serve<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
         self.handshake(sock).await?;
         // Whatever arrived with C2 is already chunk data.
         self.process_input()?;
@@ -359,7 +362,7 @@ impl Connection {
         }
     }
 
-    async fn handshake(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+    async fn handshake<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
         let timeout = self.core().timeout;
         let mut hs = ServerHandshake::new();
         let fut = async {
@@ -513,7 +516,7 @@ impl Connection {
 
     /// Writes everything queued: straight away when the socket has room
     /// (the usual case), waiting for writability only when it is full.
-    async fn flush(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+    async fn flush<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
         if !self.session.out.is_empty() {
             self.outq.push_back(self.session.take_output());
         }
@@ -561,7 +564,7 @@ impl Connection {
     /// longer be brought back to a keyframe in time and only pins memory.
     /// (A player that lapped once and then drains is skipped to the next
     /// keyframe by the ring's `Lagged` report instead.)
-    async fn wait_writable(&mut self, sock: &mut TcpStream) -> Result<(), Close> {
+    async fn wait_writable<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
         let timeout = self.core().timeout;
         let lap = self.core().out_queue.max(16).next_power_of_two();
         let start = Instant::now();

@@ -11,14 +11,15 @@ mod events;
 mod goaway;
 mod hooks;
 mod keepalive;
+mod listen;
+pub mod proxy;
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
 
@@ -26,7 +27,7 @@ pub use crate::node::drain;
 pub use crate::node::Shared;
 
 pub struct Server {
-    listeners: Vec<(usize, TcpListener)>,
+    listeners: Vec<listen::Listener>,
     http: Vec<crate::http::HttpListener>,
     shared: Arc<Shared>,
 }
@@ -37,11 +38,8 @@ impl Server {
     pub async fn bind(config: Config, modules: crate::node::Chain) -> anyhow::Result<Server> {
         let mut listeners = Vec::new();
         for (i, s) in config.servers.iter().enumerate() {
-            for addr in &s.listen {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?;
-                listeners.push((i, l));
+            for l in &s.listen {
+                listeners.push(listen::Listener::bind(i, l).await?);
             }
         }
         crate::telemetry::init();
@@ -63,7 +61,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(_, l)| l.local_addr().ok())
+            .filter_map(listen::Listener::local_addr)
             .collect()
     }
 
@@ -75,9 +73,8 @@ impl Server {
     /// requested in-process, then drains (see [`drain`]).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
-        for (server, listener) in self.listeners {
-            let shared = self.shared.clone();
-            tasks.spawn(accept_loop(server, listener, shared));
+        for listener in self.listeners {
+            tasks.spawn(listen::accept_loop(listener, self.shared.clone()));
         }
         // HTTP keeps serving through the drain (/stat shows it, and the
         // /control/drain request gets its answer); it stops at the end.
@@ -158,31 +155,5 @@ impl Server {
             "drain complete"
         );
         Ok(())
-    }
-}
-
-async fn accept_loop(server: usize, listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (sock, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if let Some(max) = shared.config.max_connections {
-            if shared.connections.load(Ordering::Relaxed) >= max {
-                warn!(%addr, max, "refused: max_connections reached");
-                continue;
-            }
-        }
-        crate::telemetry::accepted();
-        let _ = sock.set_nodelay(true);
-        let id = shared.next_id();
-        info!(id, %addr, "open");
-        let shared = shared.clone();
-        tokio::spawn(connection::Connection::new(id, addr, server, shared).run(sock));
     }
 }

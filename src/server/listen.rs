@@ -1,0 +1,178 @@
+//! RTMP listeners: TCP (optionally with SO_REUSEPORT) and Unix sockets,
+//! each optionally behind the PROXY protocol, and the accept loop that
+//! hands every connection to its task.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tracing::{info, warn};
+
+use super::connection::Connection;
+use super::proxy;
+use super::socket::Socket;
+use crate::config::{Endpoint, Listen};
+use crate::node::Shared;
+
+pub enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// One bound `listen`.
+pub struct Listener {
+    pub server: usize,
+    pub bound: Bound,
+    pub proxy_protocol: bool,
+}
+
+impl Listener {
+    pub async fn bind(server: usize, l: &Listen) -> anyhow::Result<Listener> {
+        let bound = match &l.at {
+            Endpoint::Tcp(addr) => {
+                let s = if addr.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                s.set_reuseaddr(true)?;
+                if l.reuseport {
+                    s.set_reuseport(true)?;
+                }
+                s.bind(*addr)
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                Bound::Tcp(s.listen(1024)?)
+            }
+            Endpoint::Unix(path) => {
+                // A socket file left by a previous run would refuse the bind.
+                if std::fs::symlink_metadata(path)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
+                    let _ = std::fs::remove_file(path);
+                }
+                let u = UnixListener::bind(path)
+                    .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+                Bound::Unix(u)
+            }
+        };
+        Ok(Listener {
+            server,
+            bound,
+            proxy_protocol: l.proxy_protocol,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.bound {
+            Bound::Tcp(t) => t.local_addr().ok(),
+            Bound::Unix(_) => None,
+        }
+    }
+}
+
+/// The address a Unix socket client is known by (it has none of its own).
+const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// Accepts until aborted.
+pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+    loop {
+        let accepted = match &l.bound {
+            Bound::Tcp(t) => t.accept().await.map(|(s, a)| {
+                let _ = s.set_nodelay(true);
+                (Accepted::Tcp(s), a)
+            }),
+            Bound::Unix(u) => u
+                .accept()
+                .await
+                .map(|(s, _)| (Accepted::Unix(s), UNIX_PEER)),
+        };
+        let (sock, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if let Some(max) = shared.config.max_connections {
+            if shared.connections.load(Ordering::Relaxed) >= max {
+                warn!(%addr, max, "refused: max_connections reached");
+                continue;
+            }
+        }
+        crate::telemetry::accepted();
+        let (server, proxied, shared) = (l.server, l.proxy_protocol, shared.clone());
+        match sock {
+            Accepted::Tcp(s) => {
+                tokio::spawn(start(s, addr, server, proxied, shared));
+            }
+            Accepted::Unix(s) => {
+                tokio::spawn(start(s, addr, server, proxied, shared));
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Reads the PROXY header when the listener wants one, then serves.
+async fn start<S: Socket>(
+    mut sock: S,
+    mut addr: SocketAddr,
+    server: usize,
+    proxied: bool,
+    shared: Arc<Shared>,
+) {
+    let mut early = BytesMut::new();
+    if proxied {
+        let timeout = shared.config.servers[server].core.timeout;
+        match tokio::time::timeout(timeout, read_proxy(&mut sock, &mut early)).await {
+            Ok(Ok(Some(real))) => addr = real,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                warn!(%addr, "closed: {e}");
+                crate::telemetry::closed(crate::telemetry::Cause::Protocol);
+                return;
+            }
+            Err(_) => {
+                warn!(%addr, "closed: no PROXY protocol header within {timeout:?}");
+                crate::telemetry::closed(crate::telemetry::Cause::Protocol);
+                return;
+            }
+        }
+    }
+    let id = shared.next_id();
+    info!(id, %addr, "open");
+    Connection::new(id, addr, server, shared)
+        .run(sock, early)
+        .await;
+}
+
+/// Reads a PROXY header; what follows it stays in `buf`.
+async fn read_proxy<S: Socket>(
+    sock: &mut S,
+    buf: &mut BytesMut,
+) -> anyhow::Result<Option<SocketAddr>> {
+    loop {
+        if let Some(h) = proxy::parse(buf)? {
+            let _ = buf.split_to(h.len);
+            return Ok(h.source);
+        }
+        if buf.len() >= proxy::V2_MAX {
+            anyhow::bail!("PROXY header too long");
+        }
+        buf.reserve(512);
+        if sock.read_buf(buf).await? == 0 {
+            anyhow::bail!("peer closed before its PROXY header");
+        }
+    }
+}

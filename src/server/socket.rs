@@ -1,0 +1,38 @@
+//! What a connection needs of its socket: readiness and non-blocking reads
+//! and vectored writes, as TCP and Unix stream sockets both offer them.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+
+use bytes::BufMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize>;
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+macro_rules! socket {
+    ($t:ty) => {
+        impl Socket for $t {
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$t>::readable(self)
+            }
+            fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+                <$t>::writable(self)
+            }
+            fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+                <$t>::try_read_buf(self, buf)
+            }
+            fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                <$t>::try_write_vectored(self, bufs)
+            }
+        }
+    };
+}
+
+socket!(TcpStream);
+socket!(UnixStream);
