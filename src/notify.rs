@@ -94,6 +94,26 @@ impl Module for Notify {
             .fire(call(&ev.app.notify, url, "record_done", form));
     }
 
+    /// `on_record_started` (sergey-dryabzhinsky fork), with the fields of
+    /// `on_record_done`.
+    fn record_started(&self, shared: &Arc<Shared>, ev: &RecordDone) {
+        let Some(url) = &ev.recorder.on_record_started else {
+            return;
+        };
+        let form = ev
+            .session
+            .fields
+            .form()
+            .field("call", "record_started")
+            .field("recorder", &ev.recorder.id)
+            .field("name", ev.name)
+            .field("path", &ev.path.display().to_string())
+            .raw(ev.args);
+        shared
+            .netcall
+            .fire(call(&ev.app.notify, url, "record_started", form));
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -215,6 +215,7 @@ fn exec_record_done_remuxes_the_recording_and_event_commands_see_their_variables
     exec_publish sh -c \"echo publish $name $app $args $addr > {d}/publish.txt\";
     exec_publish_done touch {d}/done-$name;
     exec_record_done ffmpeg -hide_banner -loglevel error -y -i $path -c copy $dirname/$basename.mp4;
+    exec_record_started touch $dirname/started-$filename;
   }}
 }} }}"
     );

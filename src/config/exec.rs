@@ -54,6 +54,8 @@ pub struct ExecConf {
     pub play: Vec<ExecCmd>,
     pub play_done: Vec<ExecCmd>,
     pub record_done: Vec<ExecCmd>,
+    /// `exec_record_started` (sergey-dryabzhinsky fork).
+    pub record_started: Vec<ExecCmd>,
     /// `respawn`: restart a managed child that exits while its stream lives.
     pub respawn: bool,
     pub respawn_timeout: Duration,
@@ -70,6 +72,7 @@ impl ExecConf {
             && self.play.is_empty()
             && self.play_done.is_empty()
             && self.record_done.is_empty()
+            && self.record_started.is_empty()
     }
 }
 
@@ -90,16 +93,18 @@ pub(super) fn build(l: &super::Lookup, kill_signal: i32) -> ExecConf {
         play: cmds(&["exec_play"]),
         play_done: cmds(&["exec_play_done"]),
         record_done: cmds(&["exec_record_done"]),
+        record_started: cmds(&["exec_record_started"]),
         respawn: l.flag("respawn", true),
         respawn_timeout: l.msec("respawn_timeout", 5000),
         kill_signal,
     }
 }
 
-/// `exec_record_done` written inside a `recorder {}`: that recorder's own.
-pub(super) fn recorder_cmds(l: &super::Lookup) -> Vec<ExecCmd> {
+/// `exec_record_done` (or `_started`) written inside a `recorder {}`:
+/// that recorder's own.
+pub(super) fn recorder_cmds(l: &super::Lookup, name: &str) -> Vec<ExecCmd> {
     let options = l.flag("exec_options", false);
-    l.list_nearest(&["exec_record_done"])
+    l.list_nearest(&[name])
         .into_iter()
         .map(|d| ExecCmd::parse(d, options))
         .collect()

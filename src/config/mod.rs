@@ -306,7 +306,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "record_max_size" => (MAIN | SRV | APP | REC, Kind::Size),
         "record_max_frames" => (MAIN | SRV | APP | REC, Kind::Num),
         "record_interval" => (MAIN | SRV | APP | REC, Kind::Msec),
-        "on_record_done" => (MAIN | SRV | APP | REC, Kind::Url),
+        "on_record_done" | "on_record_started" => (MAIN | SRV | APP | REC, Kind::Url),
         "log_args" => (MAIN, Kind::Flag),
         "drain_timeout" => (MAIN | SRV, Kind::Msec),
         "publish_takeover" => (MAIN | SRV | APP, Kind::Takeover),
@@ -338,7 +338,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "multitrack_split" => (MAIN | SRV | APP, Kind::Split),
         "exec" | "exec_push" | "exec_pull" | "exec_static" | "exec_publish"
         | "exec_publish_done" | "exec_play" | "exec_play_done" => (MAIN | SRV | APP, Kind::List(1)),
-        "exec_record_done" => (MAIN | SRV | APP | REC, Kind::List(1)),
+        "exec_record_done" | "exec_record_started" => (MAIN | SRV | APP | REC, Kind::List(1)),
         "respawn" | "exec_options" => (MAIN | SRV | APP, Kind::Flag),
         "respawn_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
@@ -351,11 +351,8 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
-    "on_record_started",
     "on_playlist",
     "notify_send_redirect",
-    "exec_record_started",
-    "exec_block",
     "record_interval_size",
     "hls_muxdelay",
     "hls_sync",
@@ -379,10 +376,7 @@ const NOT_YET: &[&str] = &[
     "dash_nested",
     "dash_clock_compensation",
     "dash_clock_helper_uri",
-    "rtmp_auto_push",
     "rtmp_relay_ssl_trusted_certificate",
-    "rtmp_auto_push_reconnect",
-    "rtmp_socket_dir",
     "play",
     "play_temp_path",
     "play_local_path",
@@ -457,6 +451,14 @@ impl Interp {
             let msg = if NOT_YET.contains(&d.name.as_str()) {
                 format!(
                     "nginx-rtmp directive \"{}\" is not implemented by Sluice yet; remove it or wait for the feature",
+                    d.name
+                )
+            } else if matches!(
+                d.name.as_str(),
+                "rtmp_auto_push" | "rtmp_auto_push_reconnect" | "rtmp_socket_dir"
+            ) {
+                format!(
+                    "\"{}\" belongs at the top level of nginx.conf, not in rtmp {{}} (Sluice accepts it there: its one process already shares streams across every core)",
                     d.name
                 )
             } else {
@@ -627,6 +629,10 @@ pub struct RecorderConf {
     /// Starts a new file at the first keyframe after this long.
     pub interval: Option<Duration>,
     pub on_record_done: Option<String>,
+    /// `on_record_started` (sergey-dryabzhinsky fork): a file was opened.
+    pub on_record_started: Option<String>,
+    /// `exec_record_started` written inside this `recorder {}`.
+    pub exec_record_started: Vec<exec::ExecCmd>,
     /// `exec_record_done` written inside this `recorder {}` (otherwise the
     /// application's apply).
     pub exec_record_done: Vec<exec::ExecCmd>,
@@ -659,6 +665,8 @@ impl RecorderConf {
             interval: (!interval.is_zero()).then_some(interval),
             on_record_done: l.raw("on_record_done").map(str::to_owned),
             exec_record_done: Vec::new(),
+            on_record_started: l.raw("on_record_started").map(str::to_owned),
+            exec_record_started: Vec::new(),
         }
     }
 
@@ -1087,7 +1095,10 @@ impl Config {
                     }
                     let rl = Lookup(vec![&rec, &app, &srv, &main]);
                     let mut r = RecorderConf::from_lookup(&rd.args[0], &rl);
-                    r.exec_record_done = exec::recorder_cmds(&Lookup(vec![&rec]));
+                    r.exec_record_done =
+                        exec::recorder_cmds(&Lookup(vec![&rec]), "exec_record_done");
+                    r.exec_record_started =
+                        exec::recorder_cmds(&Lookup(vec![&rec]), "exec_record_started");
                     if r.enabled() {
                         recorders.push(r);
                     }

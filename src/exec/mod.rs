@@ -230,26 +230,17 @@ impl Module for Exec {
         } else {
             &ev.recorder.exec_record_done
         };
-        if cmds.is_empty() {
-            return;
-        }
-        let path = ev.path.to_string_lossy().into_owned();
-        let (dirname, filename, basename) = split_path(&path);
-        let extra = [
-            ("name", ev.name),
-            ("args", ev.args),
-            ("path", path.as_str()),
-            ("filename", filename),
-            ("basename", basename),
-            ("dirname", dirname),
-            ("recorder", ev.recorder.id.as_str()),
-        ];
-        run_all(
-            cmds,
-            ev.name,
-            "record_done",
-            &session_vars(ev.session, &extra),
-        );
+        run_recorded(cmds, ev, "record_done");
+    }
+
+    /// `exec_record_started` (sergey-dryabzhinsky fork), likewise.
+    fn record_started(&self, _shared: &Arc<Shared>, ev: &RecordDone) {
+        let cmds = if ev.recorder.exec_record_started.is_empty() {
+            &ev.app.exec.record_started
+        } else {
+            &ev.recorder.exec_record_started
+        };
+        run_recorded(cmds, ev, "record_started");
     }
 
     fn stop(&self, _shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -262,6 +253,25 @@ impl Module for Exec {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// Runs `exec_record_done`/`_started` commands with the file's variables.
+fn run_recorded(cmds: &[ExecCmd], ev: &RecordDone, what: &str) {
+    if cmds.is_empty() {
+        return;
+    }
+    let path = ev.path.to_string_lossy().into_owned();
+    let (dirname, filename, basename) = split_path(&path);
+    let extra = [
+        ("name", ev.name),
+        ("args", ev.args),
+        ("path", path.as_str()),
+        ("filename", filename),
+        ("basename", basename),
+        ("dirname", dirname),
+        ("recorder", ev.recorder.id.as_str()),
+    ];
+    run_all(cmds, ev.name, what, &session_vars(ev.session, &extra));
 }
 
 /// `(dirname, filename, basename)` of a recording's path, as nginx-rtmp

@@ -109,7 +109,7 @@ pub struct Disconnect<'a> {
     pub duration: Duration,
 }
 
-/// A recorder finished a file.
+/// A recorder finished a file (or, for `record_started`, opened one).
 pub struct RecordDone<'a> {
     pub session: &'a Session,
     pub app: &'a AppConf,
@@ -135,6 +135,9 @@ pub trait Module: Send + Sync + 'static {
     fn close_stream(&self, _shared: &Arc<Shared>, _ev: &CloseStream) {}
     fn disconnect(&self, _shared: &Arc<Shared>, _ev: &Disconnect) {}
     fn record_done(&self, _shared: &Arc<Shared>, _ev: &RecordDone) {}
+    /// A recorder opened a file (the sergey-dryabzhinsky fork's
+    /// `on_record_started` and `exec_record_started`).
+    fn record_started(&self, _shared: &Arc<Shared>, _ev: &RecordDone) {}
     /// Every stream has ended (drain or shutdown): release what outlives
     /// streams (child processes, open files). The server waits for the
     /// returned tasks (a bounded time) before it exits.
@@ -196,6 +199,12 @@ impl Chain {
 
     pub fn record_done(&self, shared: &Arc<Shared>, ev: &RecordDone) {
         self.modules.iter().for_each(|m| m.record_done(shared, ev));
+    }
+
+    pub fn record_started(&self, shared: &Arc<Shared>, ev: &RecordDone) {
+        self.modules
+            .iter()
+            .for_each(|m| m.record_started(shared, ev));
     }
 
     /// Stops every module, waiting at most `limit` for what they release.

@@ -47,8 +47,22 @@ impl Module for Record {
                 })
             };
             let start = status.clone();
-            let opened: Hook =
-                Box::new(move |recorder, _path| start("NetStream.Record.Start", recorder));
+            let (shared1, conf1, app1) = (shared.clone(), conf.clone(), app.clone());
+            let (session1, name1, args1) = (session.clone(), name.clone(), args.clone());
+            let opened: Hook = Box::new(move |recorder, path| {
+                start("NetStream.Record.Start", recorder);
+                shared1.modules.record_started(
+                    &shared1,
+                    &RecordDone {
+                        session: &session1,
+                        app: &app1,
+                        name: &name1,
+                        args: &args1,
+                        recorder: &conf1,
+                        path,
+                    },
+                );
+            });
             let (shared2, conf2, app) = (shared.clone(), conf.clone(), app.clone());
             let done: Hook = Box::new(move |recorder, path| {
                 status("NetStream.Record.Stop", recorder);
