@@ -464,3 +464,34 @@ fn redirect_on_connect_changes_the_application() {
     wait_for(player, Duration::from_secs(10));
     assert_eq!(counts(&out), counts(&src));
 }
+
+/// `notify_send_redirect on` (sergey-dryabzhinsky fork): on_connect's 3xx
+/// to an rtmp:// URL reaches the client as FMS's connect redirect
+/// (`ex.redirect`), then `close`; rtmpdump shows both.
+#[test]
+fn notify_send_redirect_tells_the_client_where_to_connect() {
+    let hooks = HookServer::start(|_| (302, Some("rtmp://10.9.8.7/live".into()), Duration::ZERO));
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; notify_send_redirect on; on_connect {};
+  application live {{ live on; }} }} }}",
+        hooks.url("/connect")
+    );
+    let server = Server::with_config(&conf, port);
+    let out = std::process::Command::new("rtmpdump")
+        .args([
+            "-V",
+            "-m",
+            "5",
+            "-r",
+            &format!("rtmp://127.0.0.1:{port}/live/x"),
+        ])
+        .args(["-o", "/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rtmp://10.9.8.7/live"), "{err}");
+    assert!(err.contains("Connect here"), "{err}");
+    assert!(err.contains("server invoking <close>"), "{err}");
+    assert!(server.wait_log("on_connect redirects the client"));
+}

@@ -118,6 +118,9 @@ pub struct NotifyConf {
     pub update_timeout: Duration,
     pub update_strict: bool,
     pub relay_redirect: bool,
+    /// `notify_send_redirect` (sergey-dryabzhinsky fork): an on_connect
+    /// 3xx to an rtmp:// URL is sent to the client as a connect redirect.
+    pub send_redirect: bool,
 }
 
 impl NotifyConf {
@@ -141,6 +144,7 @@ impl NotifyConf {
             update_timeout: l.msec("notify_update_timeout", 30_000),
             update_strict: l.flag("notify_update_strict", false),
             relay_redirect: l.flag("notify_relay_redirect", false),
+            send_redirect: l.flag("notify_send_redirect", false),
         }
     }
 }
@@ -332,7 +336,11 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         }
         "notify_method" => (MAIN | SRV | APP, Kind::Method),
         "netcall_timeout" | "notify_update_timeout" => (MAIN | SRV | APP, Kind::Msec),
-        "notify_update_strict" | "notify_relay_redirect" => (MAIN | SRV | APP, Kind::Flag),
+        "notify_update_strict" | "notify_relay_redirect" | "notify_send_redirect" => {
+            (MAIN | SRV | APP, Kind::Flag)
+        }
+        // sergey-dryabzhinsky fork: parsed there and never used.
+        "record_interval_size" => (MAIN | SRV | APP | REC, Kind::Inert(1)),
         "push_reconnect" | "pull_reconnect" | "relay_buffer" => (MAIN | SRV | APP, Kind::Msec),
         "session_relay" => (MAIN | SRV | APP, Kind::Flag),
         "multitrack_split" => (MAIN | SRV | APP, Kind::Split),
@@ -352,8 +360,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
     "on_playlist",
-    "notify_send_redirect",
-    "record_interval_size",
     "hls_muxdelay",
     "hls_sync",
     "hls_continuous",
@@ -380,7 +386,6 @@ const NOT_YET: &[&str] = &[
     "play",
     "play_temp_path",
     "play_local_path",
-    "max_queue",
 ];
 
 /// Values of one scope, by directive name, and the directives that may be

@@ -199,6 +199,13 @@ impl Connection {
     pub(super) fn on_answer(&mut self, cmd: PendingCmd, answer: Answer) -> Result<(), Close> {
         match (cmd, answer) {
             (PendingCmd::Connect(cmd), Answer::Continue) => self.finish_connect(cmd, None),
+            (PendingCmd::Connect(cmd), Answer::Redirect(url))
+                if url.to_ascii_lowercase().starts_with("rtmp://")
+                    && self.shared.config.servers[self.server].notify.send_redirect =>
+            {
+                self.send_connect_redirect(&cmd, &url);
+                Ok(())
+            }
             (PendingCmd::Connect(cmd), Answer::Redirect(app)) => {
                 info!(id = self.id, app, "on_connect redirected the application");
                 self.finish_connect(cmd, Some(app))
@@ -358,6 +365,41 @@ impl Connection {
         );
         self.close_after_flush = Some(close(Cause::Rejected, format!("on_{what} rejected: {why}")));
         None
+    }
+
+    /// `notify_send_redirect`: tells the client to connect to `url`, as
+    /// the sergey-dryabzhinsky fork does (FMS's `ex.redirect`; encoders that
+    /// call themselves FMLE get it as onStatus and netStatus, others as
+    /// `_error`), then `close`.
+    fn send_connect_redirect(&mut self, cmd: &Command, url: &str) {
+        use crate::rtmp::amf::object;
+        info!(id = self.id, url = %crate::redact::args(url), "on_connect redirects the client");
+        let info = object([
+            ("level", Amf::str("error")),
+            ("code", Amf::str("NetConnection.Connect.Rejected")),
+            ("description", Amf::str("Connect here")),
+            (
+                "ex",
+                object([("code", Amf::Number(302.0)), ("redirect", Amf::str(url))]),
+            ),
+        ]);
+        let fmle = cmd
+            .object
+            .get("flashVer")
+            .and_then(Amf::as_str)
+            .is_some_and(|v| v.starts_with("FMLE/"));
+        let methods: &[&str] = if fmle {
+            &["onStatus", "netStatus"]
+        } else {
+            &["_error"]
+        };
+        for m in methods {
+            let c = Command::new(m, cmd.transaction, Amf::Null, vec![info.clone()]);
+            self.session.send_command(0, &c);
+        }
+        self.session
+            .send_command(0, &Command::new("close", 0.0, Amf::Null, vec![]));
+        self.close_after_flush = Some(close(Cause::Rejected, "on_connect: client redirected"));
     }
 
     fn armed_rename(&mut self, new: &str) {
