@@ -246,3 +246,38 @@ fn exec_record_done_remuxes_the_recording_and_event_commands_see_their_variables
     let publish = std::fs::read_to_string(dir.path().join("publish.txt")).unwrap();
     assert_eq!(publish.trim(), "publish rec live k=v 127.0.0.1");
 }
+
+#[test]
+fn exec_static_runs_from_start_to_shutdown() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    // A command line no other process has.
+    let sleep = format!("sleep 300.{port}");
+    let conf = format!(
+        "rtmp {{ exec_static sh -c \"touch {d}/started; exec {sleep}\";
+  exec_kill_signal term;
+  server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}",
+        d = dir.path().display()
+    );
+    let mut server = Server::with_config(&conf, port);
+    assert!(
+        until(Duration::from_secs(5), || dir
+            .path()
+            .join("started")
+            .exists()
+            && pids(&sleep).len() == 1),
+        "{}",
+        server.log()
+    );
+    server.terminate();
+    server.wait_exit(Duration::from_secs(20));
+    assert!(
+        server.log().contains("exec: stopping child"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        until(Duration::from_secs(5), || pids(&sleep).is_empty()),
+        "exec_static child outlived the server"
+    );
+}

@@ -75,6 +75,9 @@ pub struct Config {
     /// `exec_static`: commands run from start-up to shutdown, from every
     /// scope (nginx-rtmp keeps one list).
     pub exec_statics: Vec<exec::ExecCmd>,
+    /// `respawn`, `respawn_timeout` and `exec_kill_signal` as `rtmp {}`
+    /// sets them, for `exec_static` children.
+    pub exec_static: exec::ExecConf,
     /// `log_args` (Sluice, rtmp{} scope): show `?args` values (stream
     /// keys) in logs. Off by default: they are replaced by `***`.
     pub log_args: bool,
@@ -1233,6 +1236,13 @@ impl Config {
                 log_args,
                 http: http_servers,
                 exec_statics,
+                exec_static: exec::build(
+                    &Lookup(vec![&main]),
+                    Lookup(vec![&main])
+                        .raw("exec_kill_signal")
+                        .and_then(exec::parse_signal)
+                        .unwrap_or(9),
+                ),
                 cluster: cluster_conf,
                 warnings: it.warnings,
             })

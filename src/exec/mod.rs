@@ -96,14 +96,7 @@ impl Module for Exec {
 
     fn start(&self, shared: &Arc<Shared>) {
         let config = &shared.config;
-        let (signal, respawn) = config
-            .servers
-            .iter()
-            .flat_map(|s| s.apps.first())
-            .next()
-            .map_or((9, Some(std::time::Duration::from_secs(5))), |a| {
-                (a.exec.kill_signal, Some(a.exec.respawn_timeout))
-            });
+        let (signal, respawn) = (config.exec_static.kill_signal, respawn(&config.exec_static));
         let mut statics = lock(&self.statics);
         for c in &config.exec_statics {
             let cmd = eval::prepare(&c.program, &c.args, &|_| None);
