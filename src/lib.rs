@@ -8,7 +8,8 @@
 //! * [`node`]: what a running node shares, and the [`node::Chain`] of
 //!   feature modules that hear publish, play, close and disconnect events;
 //! * [`modules`]: the list of feature modules;
-//! * [`notify`], [`record`], [`hls`]: features on the chain;
+//! * [`notify`], [`record`], [`hls`], [`exec`], [`access_log`]: features on
+//!   the chain;
 //! * [`server`]: the tokio runtime side: listeners and connections;
 //! * [`http`]: HTTP-FLV, files, `/stat`, `/control`, `/metrics`, dashboard;
 //! * [`client`]: Sluice's own RTMP client (`publish`, `play`, `bench`);
