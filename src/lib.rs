@@ -36,6 +36,7 @@ pub mod modules;
 pub mod netcall;
 pub mod node;
 pub mod notify;
+pub mod proxy_protocol;
 pub mod record;
 pub mod redact;
 pub mod relay;

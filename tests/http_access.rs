@@ -140,3 +140,33 @@ fn unimplemented_restrictions_refuse_the_config() {
         );
     }
 }
+
+/// `listen ... proxy_protocol` in http{}: the PROXY header's client is the
+/// one `allow`/`deny` judge; a request without the header is not served.
+#[test]
+fn http_proxy_protocol_names_the_client_for_the_rules() {
+    let port = free_port();
+    let http = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
+http {{ server {{ listen 127.0.0.1:{http} proxy_protocol;
+    location /stat {{ rtmp_stat all; allow 10.1.2.3; deny all; }} }} }}"
+    );
+    let _server = Server::with_config(&conf, port);
+    let ask = |header: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(header).unwrap();
+        s.write_all(b"GET /stat HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut all = String::new();
+        let _ = s.read_to_string(&mut all);
+        all.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(ask(b"PROXY TCP4 10.1.2.3 127.0.0.1 5000 80\r\n"), 200);
+    assert_eq!(ask(b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n"), 403);
+    assert_eq!(ask(b""), 0, "a request without a PROXY header was answered");
+}

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice::server::proxy;
+use sluice::proxy_protocol as proxy;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(h)) = proxy::parse(data) {

@@ -187,6 +187,10 @@ fn resolve(scopes: &[&GuardScope], errors: &mut Vec<ConfigError>) -> Guard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpServerConf {
     pub listen: Vec<SocketAddr>,
+    /// The `listen` addresses with `proxy_protocol`: requests there start
+    /// with a PROXY header, and the client it names is the one `allow` and
+    /// `deny` judge.
+    pub proxy_protocol: Vec<SocketAddr>,
     /// In the order written; the longest matching prefix wins, as in nginx.
     pub locations: Vec<Location>,
 }
@@ -303,6 +307,7 @@ pub fn parse(
         match (d.name.as_str(), &d.block) {
             ("server", Some(block)) => {
                 let mut s = HttpServerConf {
+                    proxy_protocol: Vec::new(),
                     listen: Vec::new(),
                     locations: Vec::new(),
                 };
@@ -319,7 +324,12 @@ pub fn parse(
                     }
                     match (d.name.as_str(), &d.block) {
                         ("listen", None) => match listen(d) {
-                            Ok(mut a) => s.listen.append(&mut a),
+                            Ok(mut a) => {
+                                if d.args.iter().any(|p| p == "proxy_protocol") {
+                                    s.proxy_protocol.extend(a.iter().copied());
+                                }
+                                s.listen.append(&mut a)
+                            }
                             Err(e) => errors.push(e),
                         },
                         ("location", Some(block)) if d.args.len() == 1 => {

@@ -3,6 +3,7 @@
 //! players; `root`/`alias` serve files (HLS playlists and segments) the way
 //! nginx would.
 
+mod accept;
 mod auth;
 mod control;
 mod dashboard;
@@ -28,6 +29,8 @@ use crate::node::Shared;
 pub struct HttpListener {
     conf: Arc<HttpServerConf>,
     listener: TcpListener,
+    /// `listen ... proxy_protocol`.
+    proxied: bool,
 }
 
 impl HttpListener {
@@ -41,6 +44,7 @@ impl HttpListener {
             out.push(HttpListener {
                 conf: conf.clone(),
                 listener,
+                proxied: conf.proxy_protocol.contains(addr),
             });
         }
         Ok(out)
@@ -55,9 +59,17 @@ impl HttpListener {
             conf: self.conf,
             shared,
         });
+        let proxied = self.proxied;
         let app = axum::Router::new().fallback(route).with_state(state);
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(self.listener, app).await {
+        let app = app.into_make_service_with_connect_info::<accept::Peer>();
+        let listener = match accept::Accept::new(self.listener, proxied) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("http server stopped: {e}");
+                return;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!("http server stopped: {e}");
         }
     }
@@ -70,7 +82,7 @@ struct HttpState {
 
 async fn route(
     State(st): State<Arc<HttpState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(accept::Peer(peer)): ConnectInfo<accept::Peer>,
     req: Request<Body>,
 ) -> Response {
     let path = req.uri().path().to_owned();

@@ -14,10 +14,10 @@ use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tracing::{info, warn};
 
 use super::connection::Connection;
-use super::proxy;
 use super::socket::Socket;
 use crate::config::{Endpoint, Listen};
 use crate::node::Shared;
+use crate::proxy_protocol as proxy;
 
 pub enum Bound {
     Tcp(TcpListener),

@@ -12,7 +12,6 @@ mod goaway;
 mod hooks;
 mod keepalive;
 mod listen;
-pub mod proxy;
 mod socket;
 
 use std::net::SocketAddr;
