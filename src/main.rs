@@ -31,6 +31,12 @@ enum Cmd {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
     },
+    /// Make the running server re-read its config (SIGHUP through the
+    /// config's `pid` file), like `nginx -s reload`.
+    Reload {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
     /// Validate a config like `nginx -t`.
     Check {
         #[arg(short = 'c', long = "config")]
@@ -123,12 +129,75 @@ fn load(path: &Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Writes the `pid` file, and removes it when dropped.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn write(path: Option<&PathBuf>) -> anyhow::Result<PidFile> {
+        if let Some(p) = path {
+            std::fs::write(p, format!("{}\n", std::process::id()))
+                .with_context(|| format!("cannot write pid file {}", p.display()))?;
+        }
+        Ok(PidFile(path.cloned()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// SIGHUP: re-reads the configuration file and hands it to the server; a
+/// file that does not pass `check` is refused with its errors, and the old
+/// configuration keeps serving. Never stops the process.
+fn spawn_reloader(
+    mut hup: tokio::signal::unix::Signal,
+    path: Option<PathBuf>,
+    tx: tokio::sync::mpsc::Sender<Config>,
+) {
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(p) = &path else {
+                tracing::info!("SIGHUP: running on the embedded configuration; nothing to re-read");
+                continue;
+            };
+            tracing::info!(config = %p.display(), "SIGHUP: reloading");
+            let read = p.clone();
+            let loaded = tokio::task::spawn_blocking(move || Config::load(&read)).await;
+            match loaded {
+                Ok(Ok(c)) => {
+                    let _ = tx.send(c).await;
+                }
+                Ok(Err(errs)) => {
+                    for e in errs {
+                        tracing::error!("reload refused: {e}");
+                    }
+                    tracing::error!("reload refused; the old configuration keeps serving");
+                }
+                Err(e) => tracing::error!("reload failed: {e}"),
+            }
+        }
+    });
+}
+
+async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Before anything listens: a SIGHUP that arrives the moment the port
+    // opens must find its handler (its default action ends the process).
+    let hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
     sluice::redact::show_args(config.log_args);
-    let server = sluice::server::Server::bind(config.clone(), sluice::modules::all()).await?;
+    let mut server = sluice::server::Server::bind(config.clone(), sluice::modules::all()).await?;
+    let _pid = PidFile::write(config.pid.as_ref())?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    server.reloads(reload_rx);
+    spawn_reloader(hup, path, reload_tx);
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();
@@ -157,11 +226,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // SIGUSR1 reopens log files (logrotate sends it to nginx).
     {
         let shared = server.shared();
+        let mut usr1 = usr1;
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-                return;
-            };
             while usr1.recv().await.is_some() {
                 tracing::info!("SIGUSR1: reopening log files");
                 shared.modules.reopen();
@@ -235,14 +301,39 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     let r: anyhow::Result<()> = rt.block_on(async move {
         match cmd {
-            Cmd::Serve { config } => match load(&config) {
+            Cmd::Serve { config: path } => match load(&path) {
                 Ok(c) => {
                     raise_fd_limit();
-                    serve(c).await
+                    serve(c, path).await
                 }
                 Err(_) => std::process::exit(1),
             },
             Cmd::Check { .. } => unreachable!("handled above"),
+            Cmd::Reload { config } => {
+                let c = Config::load(&config).map_err(|errs| {
+                    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                    anyhow::anyhow!("{}", all.join("\n"))
+                })?;
+                let pid_file = c.pid.as_ref().with_context(|| {
+                    format!(
+                        "{} has no \"pid\" directive: no running server to find",
+                        config.display()
+                    )
+                })?;
+                let text = std::fs::read_to_string(pid_file)
+                    .with_context(|| format!("cannot read {}", pid_file.display()))?;
+                let pid: i32 = text
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{} holds no pid", pid_file.display()))?;
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGHUP,
+                )
+                .with_context(|| format!("cannot signal process {pid}"))?;
+                eprintln!("sluice: sent SIGHUP to {pid}");
+                Ok(())
+            }
             Cmd::Publish {
                 input,
                 urls,

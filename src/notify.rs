@@ -58,7 +58,10 @@ impl Module for Notify {
 
     /// `on_disconnect`, for every connection, connected or not.
     fn disconnect(&self, shared: &Arc<Shared>, ev: &Disconnect) {
-        let server = &shared.config.servers[ev.session.server].notify;
+        let config = shared.config();
+        let Some(server) = config.servers.get(ev.session.server).map(|s| &s.notify) else {
+            return;
+        };
         let Some(url) = &server.on_disconnect else {
             return;
         };

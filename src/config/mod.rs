@@ -72,6 +72,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `max_connections` (rtmp{} scope): total RTMP connections.
     pub max_connections: Option<usize>,
+    /// `pid FILE` (nginx, main level): the process id is written there at
+    /// start and the file removed at exit; `sluice reload` reads it.
+    pub pid: Option<PathBuf>,
     /// `exec_static`: commands run from start-up to shutdown, from every
     /// scope (nginx-rtmp keeps one list).
     pub exec_statics: Vec<exec::ExecCmd>,
@@ -893,8 +896,18 @@ impl Config {
         };
         let mut rtmp: Option<&Directive> = None;
         let mut http_servers = Vec::new();
+        let mut pid = None;
         for d in tree {
-            if d.name == "http" && d.block.is_some() {
+            if d.name == "pid" && d.block.is_none() {
+                match d.args.as_slice() {
+                    [p] if p != "off" => pid = Some(PathBuf::from(p)),
+                    [_] => pid = None,
+                    _ => it.errors.push(err(
+                        &d.pos,
+                        "invalid number of arguments in \"pid\" directive",
+                    )),
+                }
+            } else if d.name == "http" && d.block.is_some() {
                 let block = d.block.as_deref().unwrap_or_default();
                 http_servers.extend(http::parse(block, &mut it.warnings, &mut it.errors));
             } else if d.name == "rtmp" {
@@ -1236,6 +1249,7 @@ impl Config {
                 log_args,
                 http: http_servers,
                 exec_statics,
+                pid,
                 exec_static: exec::build(
                     &Lookup(vec![&main]),
                     Lookup(vec![&main])

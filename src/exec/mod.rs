@@ -95,7 +95,7 @@ impl Module for Exec {
     }
 
     fn start(&self, shared: &Arc<Shared>) {
-        let config = &shared.config;
+        let config = shared.config();
         let (signal, respawn) = (config.exec_static.kill_signal, respawn(&config.exec_static));
         let mut statics = lock(&self.statics);
         for c in &config.exec_statics {

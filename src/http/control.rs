@@ -74,7 +74,7 @@ fn select(shared: &Shared, q: &str, f: Filter) -> Result<Vec<ConnView>, &'static
     let srv: usize = query_arg(q, "srv")
         .map(|s| s.parse().unwrap_or(usize::MAX))
         .unwrap_or(0);
-    if srv >= shared.config.servers.len() {
+    if srv >= shared.config().servers.len() {
         return Err("Server index out of range");
     }
     let app = query_arg(q, "app").filter(|a| !a.is_empty());

@@ -31,7 +31,8 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     // The first RTMP server block with a live application of that name.
-    let found = shared.config.servers.iter().enumerate().find_map(|(i, s)| {
+    let config = shared.config();
+    let found = config.servers.iter().enumerate().find_map(|(i, s)| {
         s.apps
             .iter()
             .find(|a| a.name == app && a.live)

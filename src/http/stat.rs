@@ -132,8 +132,8 @@ pub fn build(shared: &Shared, mask: u8) -> StatDoc {
         by_stream.entry(key).or_default().push(c);
     }
     let streams = shared.registry.streams();
-    let servers = shared
-        .config
+    let config = shared.config();
+    let servers = config
         .servers
         .iter()
         .enumerate()

@@ -22,7 +22,10 @@ use crate::live::Registry;
 
 /// State shared by all connections.
 pub struct Shared {
-    pub config: Config,
+    /// The configuration in force: replaced whole by a reload (SIGHUP).
+    /// A connection keeps the one it was accepted under, and takes the
+    /// current one again at each publish or play.
+    config: arc_swap::ArcSwap<Config>,
     pub registry: Registry,
     /// The HTTP client of notifications (checked calls and `*_done`).
     pub netcall: crate::netcall::Notifier,
@@ -46,7 +49,7 @@ impl Shared {
         modules: Chain,
     ) -> Shared {
         Shared {
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             registry: Registry::new(),
             netcall: crate::netcall::Notifier::new(),
             started: std::time::Instant::now(),
@@ -57,6 +60,16 @@ impl Shared {
             cluster,
             modules,
         }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Puts `config` in force (a reload).
+    pub fn set_config(&self, config: Arc<Config>) {
+        self.config.store(config);
     }
 
     /// A new id for a connection or an in-process session (a pull).

@@ -189,7 +189,8 @@ impl Relays {
 
     /// Starts every `static` pull.
     pub fn start_statics(shared: &Arc<Shared>) {
-        for (server, s) in shared.config.servers.iter().enumerate() {
+        let config = shared.config();
+        for (server, s) in config.servers.iter().enumerate() {
             for app in &s.apps {
                 for t in &app.relay.statics {
                     let name = t.name.clone().unwrap_or_default();

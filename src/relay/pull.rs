@@ -70,10 +70,16 @@ struct Next {
 }
 
 pub async fn run(shared: Arc<Shared>, mut p: Pull) {
-    let Some(app) = shared.config.servers[p.key.server].app(&p.key.app).cloned() else {
+    let config = shared.config();
+    let Some(app) = config
+        .servers
+        .get(p.key.server)
+        .and_then(|s| s.app(&p.key.app))
+        .cloned()
+    else {
         return;
     };
-    let core = shared.config.servers[p.key.server].core.clone();
+    let core = config.servers[p.key.server].core.clone();
     let id = shared.next_id();
     let what = format!("{}/{}", p.key.app, p.key.name);
     if let Source::Owner(w) = &mut p.source {

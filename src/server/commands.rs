@@ -295,10 +295,7 @@ impl Connection {
                 args = a.to_owned();
             }
         }
-        let Some(app) = self.shared.config.servers[self.server]
-            .app(&app_name)
-            .cloned()
-        else {
+        let Some(app) = self.config.servers[self.server].app(&app_name).cloned() else {
             warn!(id = self.id, addr = %self.addr, app = app_name, "connect rejected: application not found");
             self.send_error(
                 cmd.transaction,
@@ -380,6 +377,7 @@ impl Connection {
     }
 
     fn on_publish(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
+        self.refresh_app();
         let (name, args) = split_args(cmd.arg_str(0).unwrap_or_default());
         let kind = cmd.arg_str(1).unwrap_or("live").to_owned();
         let app = self
@@ -550,6 +548,7 @@ impl Connection {
     }
 
     fn on_play(&mut self, stream_id: u32, cmd: Command) -> Result<(), Close> {
+        self.refresh_app();
         let (name, args) = split_args(cmd.arg_str(0).unwrap_or_default());
         let app = self
             .connected

@@ -146,11 +146,15 @@ pub struct Connection {
     /// Role and stream for the close log, kept after the stream ends
     /// (publishers usually deleteStream before they hang up).
     pub role: (&'static str, String),
+    /// The configuration this connection was accepted under; a publish or
+    /// play takes the one in force (see [`Self::refresh_app`]).
+    pub config: Arc<crate::config::Config>,
 }
 
 impl Connection {
     pub fn new(id: u64, addr: SocketAddr, server: usize, shared: Arc<Shared>) -> Self {
-        let core = &shared.config.servers[server].core;
+        let config = shared.config();
+        let core = &config.servers[server].core;
         let limits = DecoderLimits {
             max_message: core.max_message,
             max_streams: core.max_streams,
@@ -185,6 +189,7 @@ impl Connection {
             claimed: false,
             last_tick: now,
             role: ("none", String::new()),
+            config,
             shared,
         }
     }
@@ -199,7 +204,7 @@ impl Connection {
     }
 
     pub fn core(&self) -> &CoreConf {
-        &self.shared.config.servers[self.server].core
+        &self.config.servers[self.server].core
     }
 
     /// Serves `sock`; `early` holds bytes already read from it (after a

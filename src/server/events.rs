@@ -6,6 +6,28 @@ use super::connection::Connection;
 use crate::node::chain::{CloseStream, Disconnect, Session};
 
 impl Connection {
+    /// A reload reaches this connection at its next publish or play: the
+    /// application's settings (hooks, access rules, recorders, HLS, exec)
+    /// come from the configuration in force, if it still has the
+    /// application; a removed application keeps serving its sessions.
+    pub(super) fn refresh_app(&mut self) {
+        let current = self.shared.config();
+        if std::sync::Arc::ptr_eq(&current, &self.config) {
+            return;
+        }
+        let Some(c) = self.connected.as_mut() else {
+            return;
+        };
+        if let Some(app) = current
+            .servers
+            .get(self.server)
+            .and_then(|s| s.app(&c.app_name))
+        {
+            c.app = app.clone();
+            self.config = current;
+        }
+    }
+
     /// This connection, as the chain's events name it.
     pub(super) fn chain_session(&self) -> Session {
         Session {

@@ -85,7 +85,7 @@ impl Connection {
     fn call(&self, url: &str, name: &'static str, form: Form) -> Call {
         let notify = match &self.connected {
             Some(c) => &c.app.notify,
-            None => &self.shared.config.servers[self.server].notify,
+            None => &self.config.servers[self.server].notify,
         };
         Call {
             url: url.to_owned(),
@@ -109,10 +109,7 @@ impl Connection {
     /// `on_connect`, built from the connect command itself as nginx does
     /// (no clientid; `epoch`; the connection args raw).
     pub(super) fn connect_hook(&self, cmd: &Command) -> Option<Call> {
-        let url = self.shared.config.servers[self.server]
-            .notify
-            .on_connect
-            .clone()?;
+        let url = self.config.servers[self.server].notify.on_connect.clone()?;
         let o = &cmd.object;
         let get = |k: &str| {
             o.get(k)
@@ -201,7 +198,7 @@ impl Connection {
             (PendingCmd::Connect(cmd), Answer::Continue) => self.finish_connect(cmd, None),
             (PendingCmd::Connect(cmd), Answer::Redirect(url))
                 if url.to_ascii_lowercase().starts_with("rtmp://")
-                    && self.shared.config.servers[self.server].notify.send_redirect =>
+                    && self.config.servers[self.server].notify.send_redirect =>
             {
                 self.send_connect_redirect(&cmd, &url);
                 Ok(())

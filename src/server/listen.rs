@@ -24,15 +24,16 @@ pub enum Bound {
     Unix(UnixListener),
 }
 
-/// One bound `listen`.
+/// One bound `listen`. Its `server {}` block is looked up at each accept
+/// in the configuration in force, so a reload may move it.
 pub struct Listener {
-    pub server: usize,
+    pub at: Endpoint,
     pub bound: Bound,
     pub proxy_protocol: bool,
 }
 
 impl Listener {
-    pub async fn bind(server: usize, l: &Listen) -> anyhow::Result<Listener> {
+    pub async fn bind(l: &Listen) -> anyhow::Result<Listener> {
         let bound = match &l.at {
             Endpoint::Tcp(addr) => {
                 let s = if addr.is_ipv4() {
@@ -61,7 +62,7 @@ impl Listener {
             }
         };
         Ok(Listener {
-            server,
+            at: l.at.clone(),
             bound,
             proxy_protocol: l.proxy_protocol,
         })
@@ -100,14 +101,23 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        if let Some(max) = shared.config.max_connections {
+        let config = shared.config();
+        let Some(server) = config
+            .servers
+            .iter()
+            .position(|s| s.listen.iter().any(|x| x.at == l.at))
+        else {
+            // Removed by a reload; its task is about to end.
+            continue;
+        };
+        if let Some(max) = config.max_connections {
             if shared.connections.load(Ordering::Relaxed) >= max {
                 warn!(%addr, max, "refused: max_connections reached");
                 continue;
             }
         }
         crate::telemetry::accepted();
-        let (server, proxied, shared) = (l.server, l.proxy_protocol, shared.clone());
+        let (proxied, shared) = (l.proxy_protocol, shared.clone());
         match sock {
             Accepted::Tcp(s) => {
                 tokio::spawn(start(s, addr, server, proxied, shared));
@@ -134,7 +144,11 @@ async fn start<S: Socket>(
 ) {
     let mut early = BytesMut::new();
     if proxied {
-        let timeout = shared.config.servers[server].core.timeout;
+        let timeout = shared
+            .config()
+            .servers
+            .get(server)
+            .map_or(Duration::from_secs(60), |s| s.core.timeout);
         match tokio::time::timeout(timeout, read_proxy(&mut sock, &mut early)).await {
             Ok(Ok(Some(real))) => addr = real,
             Ok(Ok(None)) => {}

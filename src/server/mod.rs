@@ -12,6 +12,7 @@ mod goaway;
 mod hooks;
 mod keepalive;
 mod listen;
+pub mod reload;
 mod socket;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub struct Server {
     listeners: Vec<listen::Listener>,
     http: Vec<crate::http::HttpListener>,
     shared: Arc<Shared>,
+    /// Configurations to put in force (SIGHUP), already validated.
+    reloads: Option<tokio::sync::mpsc::Receiver<Config>>,
 }
 
 impl Server {
@@ -36,9 +39,9 @@ impl Server {
     /// feature chain ([`crate::modules::all`] for a full node).
     pub async fn bind(config: Config, modules: crate::node::Chain) -> anyhow::Result<Server> {
         let mut listeners = Vec::new();
-        for (i, s) in config.servers.iter().enumerate() {
+        for s in &config.servers {
             for l in &s.listen {
-                listeners.push(listen::Listener::bind(i, l).await?);
+                listeners.push(listen::Listener::bind(l).await?);
             }
         }
         crate::telemetry::init();
@@ -54,7 +57,13 @@ impl Server {
             listeners,
             http,
             shared: Arc::new(Shared::new(config, cluster, modules)),
+            reloads: None,
         })
+    }
+
+    /// Where reloaded configurations come from (see [`reload`]).
+    pub fn reloads(&mut self, rx: tokio::sync::mpsc::Receiver<Config>) {
+        self.reloads = Some(rx);
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -71,9 +80,9 @@ impl Server {
     /// Accepts connections until `shutdown` completes or a drain is
     /// requested in-process, then drains (see [`drain`]).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut rtmp = reload::Accepting::default();
         for listener in self.listeners {
-            tasks.spawn(listen::accept_loop(listener, self.shared.clone()));
+            rtmp.add(listener, &self.shared);
         }
         // HTTP keeps serving through the drain (/stat shows it, and the
         // /control/drain request gets its answer); it stops at the end.
@@ -81,6 +90,7 @@ impl Server {
         for h in self.http {
             http.spawn(h.serve(self.shared.clone()));
         }
+        let mut reloads = self.reloads;
         let shared = self.shared;
         if let Some(c) = &shared.cluster {
             let weak = Arc::downgrade(&shared);
@@ -92,14 +102,23 @@ impl Server {
             info!(node = c.node_id(), registry = %c.conf.registry, "cluster: node started");
         }
         shared.modules.start(&shared);
-        tokio::select! {
-            _ = shutdown => {}
-            _ = shared.drain.requested() => {}
+        tokio::pin!(shutdown);
+        loop {
+            let next = async {
+                match reloads.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = shared.drain.requested() => break,
+                Some(new) = next => reload::apply(new, &shared, &mut rtmp, &mut http).await,
+            }
         }
         // Closing the listeners refuses new connections at once.
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        let timeout = shared.config.drain_timeout;
+        rtmp.close().await;
+        let timeout = shared.config().drain_timeout;
         let at_start = shared.connections.load(Ordering::Relaxed);
         info!(
             connections = at_start,

@@ -74,7 +74,8 @@ fn start(
     split: crate::config::Split,
     origin: Origin,
 ) {
-    let Some(app) = shared.config.servers[key.server].app(&key.app) else {
+    let config = shared.config();
+    let Some(app) = config.servers[key.server].app(&key.app) else {
         return;
     };
     let (_, mut rx) = stream.subscribe_quiet();
@@ -139,7 +140,8 @@ impl Rendition {
             app: parent.app.clone(),
             name: format!("{}{suffix}", parent.name),
         };
-        let core = &shared.config.servers[key.server].core;
+        let config = shared.config();
+        let core = &config.servers[key.server].core;
         let id = shared.next_id();
         let who = PublisherId {
             id,
