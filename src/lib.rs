@@ -41,6 +41,7 @@ pub mod record;
 pub mod redact;
 pub mod relay;
 pub mod rtmp;
+pub mod sdnotify;
 pub mod server;
 pub mod split;
 pub mod stats;

@@ -156,7 +156,7 @@ impl Drop for PidFile {
 fn spawn_reloader(
     mut hup: tokio::signal::unix::Signal,
     path: Option<PathBuf>,
-    tx: tokio::sync::mpsc::Sender<Config>,
+    tx: tokio::sync::mpsc::Sender<sluice::server::reload::Request>,
 ) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
@@ -165,11 +165,16 @@ fn spawn_reloader(
                 continue;
             };
             tracing::info!(config = %p.display(), "SIGHUP: reloading");
+            sluice::sdnotify::reloading();
             let read = p.clone();
             let loaded = tokio::task::spawn_blocking(move || Config::load(&read)).await;
             match loaded {
-                Ok(Ok(c)) => {
-                    let _ = tx.send(c).await;
+                Ok(Ok(config)) => {
+                    let (done, applied) = tokio::sync::oneshot::channel();
+                    let req = sluice::server::reload::Request { config, done };
+                    if tx.send(req).await.is_ok() {
+                        let _ = applied.await;
+                    }
                 }
                 Ok(Err(errs)) => {
                     for e in errs {
@@ -179,6 +184,7 @@ fn spawn_reloader(
                 }
                 Err(e) => tracing::error!("reload failed: {e}"),
             }
+            sluice::sdnotify::notify("READY=1");
         }
     });
 }
@@ -198,6 +204,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     server.reloads(reload_rx);
     spawn_reloader(hup, path, reload_tx);
+    sluice::sdnotify::notify("READY=1");
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();

@@ -31,7 +31,7 @@ pub struct Server {
     http: Vec<crate::http::HttpListener>,
     shared: Arc<Shared>,
     /// Configurations to put in force (SIGHUP), already validated.
-    reloads: Option<tokio::sync::mpsc::Receiver<Config>>,
+    reloads: Option<tokio::sync::mpsc::Receiver<reload::Request>>,
 }
 
 impl Server {
@@ -62,7 +62,7 @@ impl Server {
     }
 
     /// Where reloaded configurations come from (see [`reload`]).
-    pub fn reloads(&mut self, rx: tokio::sync::mpsc::Receiver<Config>) {
+    pub fn reloads(&mut self, rx: tokio::sync::mpsc::Receiver<reload::Request>) {
         self.reloads = Some(rx);
     }
 
@@ -113,9 +113,13 @@ impl Server {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = shared.drain.requested() => break,
-                Some(new) = next => reload::apply(new, &shared, &mut rtmp, &mut http).await,
+                Some(r) = next => {
+                    reload::apply(r.config, &shared, &mut rtmp, &mut http).await;
+                    let _ = r.done.send(());
+                }
             }
         }
+        crate::sdnotify::notify("STOPPING=1");
         // Closing the listeners refuses new connections at once.
         rtmp.close().await;
         let timeout = shared.config().drain_timeout;

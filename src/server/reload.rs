@@ -22,6 +22,13 @@ use super::listen::{self, Listener};
 use crate::config::{Config, Endpoint};
 use crate::node::Shared;
 
+/// A validated configuration to put in force; `done` answers once it is
+/// (or once it was refused).
+pub struct Request {
+    pub config: Config,
+    pub done: tokio::sync::oneshot::Sender<()>,
+}
+
 /// The RTMP accept loops, by listening endpoint.
 #[derive(Default)]
 pub struct Accepting {
