@@ -358,3 +358,74 @@ fn conflict_after_redis_returns_leaves_one_publisher() {
         .count();
     assert_eq!(clean, 1, "{}\n{}", report(&ra), report(&rb));
 }
+
+/// Node loss: `kill -9` of the node that owns a stream. The publisher
+/// (`sluice publish` with node 2 next) reconnects at once and replays its
+/// GOP; node 2 may claim the stream as soon as node 1's liveness key is
+/// gone (about 1.5 s), not when the 3 s lease runs out; node 3's edge
+/// follows the new owner with its player attached. Reports the time from
+/// the kill to the player's next frame, and the frames it lost.
+#[test]
+fn node_loss_is_back_in_under_three_seconds() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "node-1");
+    let n2 = node(&redis, "node-2");
+    let n3 = node(&redis, "node-3");
+    let src = make_source(n3.dir.path(), 16);
+    let (p3, f3) = sluice_play(&n3, "k", "n3.flv", &["--until-unpublish"]);
+    sleep(Duration::from_millis(800));
+    let publ = sluice(&["publish", src.to_str().unwrap(), &n1.url("k"), &n2.url("k")]);
+    assert!(n3.wait_log("pull: playing upstream"), "{}", n3.log());
+    sleep(Duration::from_millis(5300));
+    let size = || std::fs::metadata(&f3).map(|m| m.len()).unwrap_or(0);
+    Command::new("kill")
+        .args(["-9", &n1.pid().to_string()])
+        .status()
+        .unwrap();
+    let killed = Instant::now();
+    // The player's file stops growing, then grows again.
+    let mut last = size();
+    let mut still_since = Instant::now();
+    let mut stalled = false;
+    let back = loop {
+        sleep(Duration::from_millis(10));
+        let now = size();
+        if now != last {
+            if stalled {
+                break killed.elapsed();
+            }
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() > Duration::from_millis(250) {
+            stalled = true;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "node 3's player never got video again: {}",
+            n3.log()
+        );
+    };
+    let out = wait_for(publ, Duration::from_secs(30));
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{report}");
+    let _ = wait_for(p3, Duration::from_secs(15));
+    let source = coded_frames(&src);
+    let got = coded_frames(&f3);
+    let missing = source.iter().filter(|f| !got.contains(f)).count();
+    let doubled = (got.len() + missing).saturating_sub(source.len());
+    eprintln!(
+        "NODE LOSS: back after {:.2} s; node 3's player missed {missing} of {} frames and got {doubled} twice; publisher: {}",
+        back.as_secs_f64(),
+        source.len(),
+        report.lines().last().unwrap_or_default()
+    );
+    assert!(
+        back < Duration::from_secs(3),
+        "back after {back:?}: {}",
+        n3.log()
+    );
+    assert!(
+        redis.get("sluice:owner:live/k").is_empty()
+            || !redis.get("sluice:owner:live/k").starts_with("node-1|")
+    );
+}

@@ -8,8 +8,12 @@
 //! audio-only input), publishes the same name on the next URL, sends the
 //! metadata and sequence headers there, resumes from that keyframe, and
 //! drops the old connection without FCUnpublish/deleteStream. No frame is
-//! sent twice or skipped. An unexpected disconnect reconnects with backoff
-//! and resumes at the next keyframe; the frames in between are counted lost.
+//! sent twice or skipped. An unexpected disconnect (a node lost) reconnects
+//! at once to the next URL, going round the list with short pauses, and
+//! replays the current GOP from its keyframe there, so a player of the new
+//! server misses only what died in the old server's socket; when the GOP
+//! is too large to keep, it resumes at the next keyframe and counts the
+//! frames in between lost.
 
 use std::time::Duration;
 
@@ -67,6 +71,10 @@ pub async fn publish<R: AsyncRead + Unpin>(
     let mut move_to: Option<RtmpUrl> = None;
     // After an unexpected disconnect: skip to the next keyframe.
     let mut resync = false;
+    // The tags since the last keyframe, to replay after an unexpected
+    // disconnect; `None` once the GOP outgrew the bounds.
+    let mut gop: Option<Vec<Tag>> = Some(Vec::new());
+    let mut gop_bytes = 0usize;
     loop {
         let tag = match parser.next_tag(&mut buf).context("reading FLV input")? {
             Some(t) => t,
@@ -104,11 +112,33 @@ pub async fn publish<R: AsyncRead + Unpin>(
             Err(e) => {
                 warn!("connection lost: {e:#}");
                 (conn, at) = reconnect(&parsed, at, &mut stats).await?;
-                resync = true;
                 move_to = None;
+                match gop.as_deref() {
+                    Some([first, rest @ ..]) => {
+                        headers.replay(&mut conn, first);
+                        for t in rest {
+                            send_tag(&mut conn, t);
+                        }
+                        info!(frames = rest.len() + 1, "replayed the current GOP");
+                    }
+                    _ => resync = true,
+                }
             }
         }
         let boundary = headers.is_boundary(&tag);
+        if boundary {
+            gop = Some(Vec::new());
+            gop_bytes = 0;
+        }
+        if let Some(g) = gop.as_mut() {
+            if tag.tag_type != TAG_SCRIPT {
+                gop_bytes += tag.data.len();
+                g.push(tag.clone());
+            }
+            if g.len() > GOP_MAX_TAGS || gop_bytes > GOP_MAX_BYTES {
+                gop = None;
+            }
+        }
         headers.remember(&tag);
         if let Some(target) = move_to.take() {
             if boundary {
@@ -180,32 +210,44 @@ pub(crate) async fn open_with(
     Ok(conn)
 }
 
-/// Reconnects after an unexpected disconnect, trying the URLs in turn with
-/// backoff (0.5 s doubling to 8 s, 10 tries).
+/// Largest GOP kept for a replay after an unexpected disconnect.
+const GOP_MAX_TAGS: usize = 4096;
+const GOP_MAX_BYTES: usize = 32 << 20;
+/// How long one reconnect attempt may take (a host that vanished answers
+/// nothing at all).
+const ATTEMPT: Duration = Duration::from_secs(3);
+
+/// Reconnects after an unexpected disconnect: the next URL at once (the
+/// one that failed is likely down), then round the list; after each round
+/// with no answer, a pause growing from 250 ms to 4 s; 20 tries.
 async fn reconnect(
     urls: &[RtmpUrl],
     at: usize,
     stats: &mut PublishStats,
 ) -> anyhow::Result<(ClientConn, usize)> {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 0..10 {
-        let i = (at + attempt) % urls.len();
-        match open(&urls[i]).await {
+    let mut pause = Duration::from_millis(250);
+    for attempt in 0..20 {
+        let i = (at + 1 + attempt) % urls.len();
+        let r = tokio::time::timeout(ATTEMPT, open(&urls[i]))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+        match r {
             Ok(c) => {
                 stats.reconnects += 1;
+                info!(to = %crate::redact::args(&urls[i].tc_url()), "reconnected");
                 return Ok((c, i));
             }
-            Err(e) => {
-                warn!(
-                    "reconnect to {} failed: {e:#}",
-                    crate::redact::args(&urls[i].tc_url())
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-            }
+            Err(e) => warn!(
+                "reconnect to {} failed: {e:#}",
+                crate::redact::args(&urls[i].tc_url())
+            ),
+        }
+        if (attempt + 1) % urls.len() == 0 {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(4));
         }
     }
-    bail!("could not reconnect after 10 attempts")
+    bail!("could not reconnect after 20 attempts")
 }
 
 pub(crate) fn poll_signals(conn: &mut ClientConn) -> anyhow::Result<Option<Signal>> {

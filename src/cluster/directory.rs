@@ -33,6 +33,9 @@ pub struct NodeRecord {
     pub id: String,
     pub url: String,
     pub draining: bool,
+    /// The node keeps a liveness key: when that key is gone the node is
+    /// dead (nodes of older versions keep none and are judged by leases).
+    pub liveness: bool,
 }
 
 /// Every live node, and every owned stream with its owner value.
@@ -52,6 +55,8 @@ pub trait Directory: Send + Sync {
     fn owner<'a>(&'a self, stream: &'a str) -> Fut<'a, Option<String>>;
     /// Publishes this node's record for `lease`.
     fn heartbeat<'a>(&'a self, node: &'a NodeRecord, lease: Duration) -> Fut<'a, ()>;
+    /// Says this node is alive for `ttl` (refreshed well within it).
+    fn alive<'a>(&'a self, node: &'a str, ttl: Duration) -> Fut<'a, ()>;
     /// Every live node, and every owned stream with its owner value.
     fn snapshot(&self) -> Fut<'_, Snapshot>;
     /// Streams owner changes into `tx` until the subscription breaks.

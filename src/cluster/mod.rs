@@ -32,6 +32,10 @@ use crate::live::StreamKey;
 use crate::rtmp::RtmpUrl;
 use directory::{Claim, Directory, NodeRecord};
 
+/// How long a node's liveness key lives: refreshed every third of it, so a
+/// node is known dead about this long after it stops.
+pub const LIVENESS: Duration = Duration::from_millis(1500);
+
 /// A stream's owner as the directory has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -268,6 +272,7 @@ impl Cluster {
             id: self.conf.node_id.clone(),
             url: self.conf.advertise.clone(),
             draining: self.draining.load(Ordering::Relaxed),
+            liveness: true,
         }
     }
 
@@ -309,6 +314,26 @@ impl Cluster {
         tokio::spawn(async move { me.renew_loop(drop_publisher).await });
         let me = self.clone();
         tokio::spawn(async move { me.watch_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.alive_loop().await });
+    }
+
+    /// Keeps this node's liveness key: a short heartbeat apart from the
+    /// stream leases, so that a node that dies is known dead in about
+    /// [`LIVENESS`] and its streams can be claimed at once. It stops when
+    /// the node drains (its streams are marked moving then anyway).
+    async fn alive_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(LIVENESS / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let r =
+                tokio::time::timeout(LIVENESS / 3, self.dir.alive(&self.conf.node_id, LIVENESS))
+                    .await;
+            if let Ok(Err(e)) = r {
+                tracing::debug!("cluster: liveness: {e:#}");
+            }
+        }
     }
 
     async fn renew_loop(self: Arc<Self>, drop_publisher: Arc<dyn Fn(u64) + Send + Sync>) {

@@ -4,7 +4,11 @@
 //!   (`PX`) the owner refreshes;
 //! * `sluice:moving:{app}/{name}` = the owner value, set when the owner
 //!   sent its publisher Go Away: a claim from another node then succeeds;
-//! * `sluice:node:{id}` = JSON `{id, url, draining}`, with a lease;
+//! * `sluice:node:{id}` = JSON `{id, url, draining, liveness}`, with a lease;
+//! * `sluice:alive:{id}` = `1`, with a short TTL ([`super::LIVENESS`]) the
+//!   node refreshes several times a second: when it is gone, the node is
+//!   dead, and its streams may be claimed at once instead of when their
+//!   leases run out;
 //! * channel `sluice:owners`: `{app}/{name} {owner value}` on every change
 //!   (an empty value when released).
 //!
@@ -23,9 +27,24 @@ use super::directory::{Change, Claim, Directory, Fut, NodeRecord, Snapshot};
 
 pub const CHANNEL: &str = "sluice:owners";
 
-const CLAIM: &str = r"
+const CLAIM: &str = r#"
 local cur = redis.call('GET', KEYS[1])
-if (not cur) or cur == ARGV[1] or redis.call('GET', KEYS[2]) == cur then
+local dead = false
+if cur and cur ~= ARGV[1] then
+  -- The owner is dead when its liveness key is gone, for nodes that keep
+  -- one (their record says so), or when even its record expired.
+  local node = string.match(cur, '^([^|]*)|')
+  if node then
+    local rec = redis.call('GET', 'sluice:node:' .. node)
+    if not rec then
+      dead = true
+    elseif string.find(rec, '"liveness":true', 1, true)
+        and redis.call('EXISTS', 'sluice:alive:' .. node) == 0 then
+      dead = true
+    end
+  end
+end
+if (not cur) or dead or cur == ARGV[1] or redis.call('GET', KEYS[2]) == cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('DEL', KEYS[2])
   if cur ~= ARGV[1] then
@@ -34,7 +53,7 @@ if (not cur) or cur == ARGV[1] or redis.call('GET', KEYS[2]) == cur then
   return ''
 end
 return cur
-";
+"#;
 
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -170,6 +189,16 @@ impl Directory for RedisDirectory {
         })
     }
 
+    fn alive<'a>(&'a self, node: &'a str, ttl: Duration) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.conn.clone();
+            let _: () = c
+                .pset_ex(format!("sluice:alive:{node}"), 1, ttl.as_millis() as u64)
+                .await?;
+            Ok(())
+        })
+    }
+
     fn snapshot(&self) -> Fut<'_, Snapshot> {
         Box::pin(async move {
             let mut c = self.conn.clone();
@@ -233,6 +262,7 @@ fn parse_node(v: &str) -> Option<NodeRecord> {
         id: j.get("id")?.as_str()?.to_owned(),
         url: j.get("url")?.as_str()?.to_owned(),
         draining: j.get("draining")?.as_bool()?,
+        liveness: j.get("liveness").and_then(|v| v.as_bool()).unwrap_or(false),
     })
 }
 
