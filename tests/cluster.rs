@@ -350,13 +350,13 @@ fn conflict_after_redis_returns_leaves_one_publisher() {
         wait_for(b, Duration::from_secs(30)),
     );
     // The dropped publisher reconnects (and is refused until the winner's
-    // stream ends): it reports lost frames, the winner none.
+    // stream ends, then replays its GOP); the winner never reconnects.
     let report = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
-    let clean = [&ra, &rb]
+    let undisturbed = [&ra, &rb]
         .iter()
-        .filter(|o| report(o).contains("frames lost 0 "))
+        .filter(|o| report(o).contains(" 0 reconnects)"))
         .count();
-    assert_eq!(clean, 1, "{}\n{}", report(&ra), report(&rb));
+    assert_eq!(undisturbed, 1, "{}\n{}", report(&ra), report(&rb));
 }
 
 /// Node loss: `kill -9` of the node that owns a stream. The publisher
