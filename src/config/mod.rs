@@ -770,7 +770,8 @@ pub struct Listen {
     /// `proxy_protocol`: every connection starts with a PROXY v1 or v2
     /// header naming the real client.
     pub proxy_protocol: bool,
-    /// `reuseport`: SO_REUSEPORT, so a second process can bind the port.
+    /// `reuseport`. Sluice sets SO_REUSEPORT on every TCP listener anyway,
+    /// so that a new process can bind the port while the old one drains.
     pub reuseport: bool,
 }
 

@@ -7,8 +7,9 @@
 //! the way `sluice publish` does: it keeps sending to the old connection up
 //! to the next keyframe, opens the same URL again (or the ReconnectRequest's
 //! `tcUrl`), replays metadata and sequence headers, and goes on from that
-//! keyframe there. A broken connection is reopened after `push_reconnect`
-//! and resumes at a keyframe.
+//! keyframe there. A broken connection is reopened after 250 ms, and after
+//! `push_reconnect` when that fails;
+//! it resumes at a keyframe.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,12 @@ use crate::client::publish::{open_with, poll_signals, resolve, send_tag, Headers
 use crate::client::RtmpUrl;
 use crate::flv::{Tag, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 use crate::live::{Delivery, Frame, FrameKind, Snapshot, Stream, StreamKey};
+
+/// The first retry after a push lost an established connection (a node
+/// lost, a connection reset): quick, since the target, or the node that
+/// replaces it, usually answers at once; `push_reconnect` applies after a
+/// failed attempt.
+const QUICK_RETRY: Duration = Duration::from_millis(250);
 
 pub struct Push {
     key: StreamKey,
@@ -118,9 +125,9 @@ pub async fn run(p: Push) {
                     check(c, &url, &mut move_to, &mut lost);
                 }
                 if lost {
-                    warn!(push = what, "push connection lost; reconnecting in {:?}", p.reconnect);
+                    warn!(push = what, "push connection lost; reconnecting");
                     conn = None;
-                    retry_at = Instant::now() + p.reconnect;
+                    retry_at = Instant::now() + p.reconnect.min(QUICK_RETRY);
                 }
                 continue;
             }
@@ -151,12 +158,9 @@ pub async fn run(p: Push) {
         let mut lost = false;
         check(c, &url, &mut move_to, &mut lost);
         if lost {
-            warn!(
-                push = what,
-                "push connection lost; reconnecting in {:?}", p.reconnect
-            );
+            warn!(push = what, "push connection lost; reconnecting");
             conn = None;
-            retry_at = Instant::now() + p.reconnect;
+            retry_at = Instant::now() + p.reconnect.min(QUICK_RETRY);
             continue;
         }
         if boundary {
@@ -191,12 +195,9 @@ pub async fn run(p: Push) {
         // Write in batches: whatever else is already in the ring goes out
         // with this frame.
         if rx.is_empty() && c.flush().await.is_err() {
-            warn!(
-                push = what,
-                "push write failed; reconnecting in {:?}", p.reconnect
-            );
+            warn!(push = what, "push write failed; reconnecting");
             conn = None;
-            retry_at = Instant::now() + p.reconnect;
+            retry_at = Instant::now() + p.reconnect.min(QUICK_RETRY);
         }
     }
     if let Some(mut c) = conn {

@@ -42,9 +42,9 @@ impl Listener {
                     TcpSocket::new_v6()?
                 };
                 s.set_reuseaddr(true)?;
-                if l.reuseport {
-                    s.set_reuseport(true)?;
-                }
+                // Always (whatever `reuseport` says), so that a new process
+                // can bind the port while the old one drains.
+                s.set_reuseport(true)?;
                 s.bind(*addr)
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 Bound::Tcp(s.listen(1024)?)
