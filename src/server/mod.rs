@@ -38,16 +38,18 @@ impl Server {
     /// Binds every `listen` of every `server {}` block. `modules` is the
     /// feature chain ([`crate::modules::all`] for a full node).
     pub async fn bind(config: Config, modules: crate::node::Chain) -> anyhow::Result<Server> {
+        // HTTP first: once an RTMP port accepts, /stat and friends do too
+        // (scripts and tests wait for the RTMP port).
+        crate::telemetry::init();
+        let mut http = Vec::new();
+        for h in &config.http {
+            http.extend(crate::http::HttpListener::bind(h).await?);
+        }
         let mut listeners = Vec::new();
         for s in &config.servers {
             for l in &s.listen {
                 listeners.push(listen::Listener::bind(l).await?);
             }
-        }
-        crate::telemetry::init();
-        let mut http = Vec::new();
-        for h in &config.http {
-            http.extend(crate::http::HttpListener::bind(h).await?);
         }
         let cluster = match &config.cluster {
             Some(c) => Some(crate::cluster::Cluster::new(c.clone()).await?),
