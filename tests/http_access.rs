@@ -170,3 +170,24 @@ http {{ server {{ listen 127.0.0.1:{http} proxy_protocol;
     assert_eq!(ask(b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n"), 403);
     assert_eq!(ask(b""), 0, "a request without a PROXY header was answered");
 }
+
+/// `listen ... ssl` in http{}: until HTTPS lands, that listener is not
+/// opened (nothing meant to be encrypted is served in clear); the server's
+/// plain listener serves.
+#[test]
+fn an_https_listener_is_not_opened_in_clear() {
+    let (port, plain, tls) = (free_port(), free_port(), free_port());
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
+http {{ server {{ listen 127.0.0.1:{tls} ssl; listen 127.0.0.1:{plain};
+    location /stat {{ rtmp_stat all; }} }} }}"
+    );
+    let server = Server::with_config(&conf, port);
+    assert_eq!(get(plain, "/stat", None).0, 200);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", tls)).is_err());
+    assert!(
+        server.log().contains("HTTPS) is not implemented"),
+        "{}",
+        server.log()
+    );
+}

@@ -318,13 +318,25 @@ pub fn parse(
                     }
                 }
                 let mut scopes = Vec::new();
+                let mut had_listen = false;
                 for d in block {
                     if d.name != "location" && GuardScope::default().take(d, &mut Vec::new()) {
                         continue;
                     }
                     match (d.name.as_str(), &d.block) {
+                        // HTTPS comes with RTMPS: until then an `ssl` listener
+                        // is not opened at all, rather than serve in clear
+                        // what was meant to be encrypted.
+                        ("listen", None) if d.args.iter().any(|p| p == "ssl") => {
+                            had_listen = true;
+                            warnings.push(format!(
+                                "{}: \"listen ... ssl\" (HTTPS) is not implemented by Sluice yet; this listener is not opened",
+                                d.pos
+                            ));
+                        }
                         ("listen", None) => match listen(d) {
                             Ok(mut a) => {
+                                had_listen = true;
                                 if d.args.iter().any(|p| p == "proxy_protocol") {
                                     s.proxy_protocol.extend(a.iter().copied());
                                 }
@@ -359,7 +371,7 @@ pub fn parse(
                 }
                 // Requests that match no location get the server's guard
                 // too: a catch-all location with nothing to serve.
-                if s.listen.is_empty() {
+                if !had_listen {
                     // nginx's default.
                     s.listen.push(SocketAddr::from(([0, 0, 0, 0], 80)));
                 }
