@@ -28,6 +28,23 @@ fn call(conf: &NotifyConf, url: &str, name: &'static str, form: Form) -> Call {
     }
 }
 
+/// Fires `url` (if set) for a recorder's file, as `call=<name>`.
+fn recorded(shared: &Shared, ev: &RecordDone, url: Option<&str>, name: &'static str) {
+    let Some(url) = url else {
+        return;
+    };
+    let form = ev
+        .session
+        .fields
+        .form()
+        .field("call", name)
+        .field("recorder", &ev.recorder.id)
+        .field("name", ev.name)
+        .field("path", &ev.path.display().to_string())
+        .raw(ev.args);
+    shared.netcall.fire(call(&ev.app.notify, url, name, form));
+}
+
 impl Module for Notify {
     fn name(&self) -> &'static str {
         "notify"
@@ -80,41 +97,19 @@ impl Module for Notify {
     /// `on_record_done`, with nginx-rtmp's fields: the session,
     /// `call=record_done`, `recorder`, `name`, `path` and the stream args.
     fn record_done(&self, shared: &Arc<Shared>, ev: &RecordDone) {
-        let Some(url) = &ev.recorder.on_record_done else {
-            return;
-        };
-        let form = ev
-            .session
-            .fields
-            .form()
-            .field("call", "record_done")
-            .field("recorder", &ev.recorder.id)
-            .field("name", ev.name)
-            .field("path", &ev.path.display().to_string())
-            .raw(ev.args);
-        shared
-            .netcall
-            .fire(call(&ev.app.notify, url, "record_done", form));
+        recorded(
+            shared,
+            ev,
+            ev.recorder.on_record_done.as_deref(),
+            "record_done",
+        );
     }
 
     /// `on_record_started` (sergey-dryabzhinsky fork), with the fields of
     /// `on_record_done`.
     fn record_started(&self, shared: &Arc<Shared>, ev: &RecordDone) {
-        let Some(url) = &ev.recorder.on_record_started else {
-            return;
-        };
-        let form = ev
-            .session
-            .fields
-            .form()
-            .field("call", "record_started")
-            .field("recorder", &ev.recorder.id)
-            .field("name", ev.name)
-            .field("path", &ev.path.display().to_string())
-            .raw(ev.args);
-        shared
-            .netcall
-            .fire(call(&ev.app.notify, url, "record_started", form));
+        let url = ev.recorder.on_record_started.as_deref();
+        recorded(shared, ev, url, "record_started");
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -63,17 +63,6 @@ fn child<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> roxmltree::Node<'a, 'a> 
 
 fn num(n: roxmltree::Node, name: &str) -> u64 {
     child_text(n, name).unwrap().parse().unwrap()
-}
-
-fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
@@ -184,7 +173,7 @@ fn stat_xml_tree_and_json_agree_with_a_publisher_and_two_players() {
     let _ = wait_for(p2, Duration::from_secs(10));
     let _ = wait_for(publisher, Duration::from_secs(20));
     // Everyone gone: the stream leaves the document.
-    assert!(poll(Duration::from_secs(5), || !text(hport, "/stat")
+    assert!(until(Duration::from_secs(5), || !text(hport, "/stat")
         .1
         .contains("<stream>")));
 }
@@ -321,7 +310,7 @@ fn control_drop_and_redirect_act_on_real_clients() {
     );
     assert_eq!((st, n.as_str()), (200, "1"));
     assert!(
-        poll(Duration::from_secs(5), || {
+        until(Duration::from_secs(5), || {
             let j: Value = serde_json::from_str(&text(hport, "/stat?format=json").1).unwrap();
             let streams = j["servers"][0]["applications"][0]["live"]["streams"].clone();
             let b = streams
@@ -345,7 +334,7 @@ fn control_drop_and_redirect_act_on_real_clients() {
     let (_, n) = text(hport, "/control/drop/subscriber?app=live&name=b");
     assert_eq!(n, "1");
     assert!(
-        poll(Duration::from_secs(5), || player
+        until(Duration::from_secs(5), || player
             .try_wait()
             .unwrap()
             .is_some()),
@@ -378,7 +367,7 @@ fn control_drop_and_redirect_act_on_real_clients() {
         "/control/redirect/publisher?app=live&name=b&newname=c",
     );
     assert_eq!(n, "1");
-    assert!(poll(Duration::from_secs(5), || {
+    assert!(until(Duration::from_secs(5), || {
         let x = text(hport, "/stat").1;
         x.contains("<name>c</name>") && !x.contains("<name>b</name>")
     }));
