@@ -232,6 +232,10 @@ impl Module for AccessLog {
         // As nginx-rtmp: a connection that never reached an application
         // (no `connect`, or a refused one) has no log line.
         let Some(app) = ev.app else { return };
+        if ev.moved {
+            // Logged by the new process when the session really ends.
+            return;
+        }
         let logs = &app.access_log;
         let Some(tx) = self.writer.get() else { return };
         if logs.is_empty() {

@@ -37,6 +37,13 @@ enum Cmd {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
+    /// Make the running server start the binary at its path again and hand
+    /// it every live connection (SIGUSR2 through the config's `pid` file),
+    /// like nginx's binary upgrade, without dropping anyone.
+    Upgrade {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
     /// Validate a config like `nginx -t`.
     Check {
         #[arg(short = 'c', long = "config")]
@@ -129,7 +136,33 @@ fn load(path: &Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-/// Writes the `pid` file, and removes it when dropped.
+/// Sends `sig` to the server whose `pid` file `config` names.
+fn signal_server(config: &std::path::Path, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    let c = Config::load(config).map_err(|errs| {
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("{}", all.join("\n"))
+    })?;
+    let pid_file = c.pid.as_ref().with_context(|| {
+        format!(
+            "{} has no \"pid\" directive: no running server to find",
+            config.display()
+        )
+    })?;
+    let text = std::fs::read_to_string(pid_file)
+        .with_context(|| format!("cannot read {}", pid_file.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no pid", pid_file.display()))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+        .with_context(|| format!("cannot signal process {pid}"))?;
+    eprintln!("sluice: sent {sig} to {pid}");
+    Ok(())
+}
+
+/// Writes the `pid` file, and removes it when dropped, if it still names
+/// this process (after an upgrade it names the new one; this process's is
+/// then `FILE.oldbin`, removed instead).
 struct PidFile(Option<PathBuf>);
 
 impl PidFile {
@@ -144,10 +177,53 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
+        let Some(p) = &self.0 else { return };
+        let mut oldbin = p.clone().into_os_string();
+        oldbin.push(".oldbin");
+        let me = std::process::id().to_string();
+        for f in [p.clone(), PathBuf::from(oldbin)] {
+            if std::fs::read_to_string(&f).is_ok_and(|t| t.trim() == me) {
+                let _ = std::fs::remove_file(&f);
+            }
         }
     }
+}
+
+/// SIGUSR2: a binary upgrade. Starts the binary at the path this process
+/// was started from, with the same arguments, and hands it every
+/// connection (see `sluice::server::handover`).
+fn spawn_upgrader(
+    mut usr2: tokio::signal::unix::Signal,
+    pid_file: Option<PathBuf>,
+    tx: tokio::sync::mpsc::Sender<sluice::server::handover::old::Request>,
+) {
+    // The path as started: once the file is replaced, /proc/self/exe names
+    // the deleted old one.
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sluice"));
+    let exe = match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(s) => PathBuf::from(s),
+        None => exe,
+    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            tracing::info!(exe = %exe.display(), "SIGUSR2: upgrading the binary");
+            let upgrade = sluice::server::handover::old::Upgrade {
+                exe: exe.clone(),
+                args: args.clone(),
+                pid_file: pid_file.clone(),
+            };
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let req = sluice::server::handover::old::Request { upgrade, done };
+            if tx.send(req).await.is_err() {
+                break;
+            }
+            if answer.await.unwrap_or(false) {
+                // The new process serves now; this one drains and exits.
+                break;
+            }
+        }
+    });
 }
 
 /// SIGHUP: re-reads the configuration file and hands it to the server; a
@@ -195,16 +271,30 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     // opens must find its handler (its default action ends the process).
     let hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
+    let usr2 = signal(SignalKind::user_defined2()).context("SIGUSR2 handler")?;
+    // The new half of an upgrade: the old process's listening sockets.
+    let inbound =
+        tokio::task::spawn_blocking(sluice::server::handover::new::Inbound::from_env).await??;
+    let upgraded = inbound.is_some();
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
     sluice::redact::show_args(config.log_args);
-    let mut server = sluice::server::Server::bind(config.clone(), sluice::modules::all()).await?;
+    let mut server =
+        sluice::server::Server::bind_with(config.clone(), sluice::modules::all(), inbound).await?;
     let _pid = PidFile::write(config.pid.as_ref())?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     server.reloads(reload_rx);
     spawn_reloader(hup, path, reload_tx);
-    sluice::sdnotify::notify("READY=1");
+    let (upgrade_tx, upgrade_rx) = tokio::sync::mpsc::channel(1);
+    server.upgrades(upgrade_rx);
+    spawn_upgrader(usr2, config.pid.clone(), upgrade_tx);
+    if upgraded {
+        // systemd follows the service to this process.
+        sluice::sdnotify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    } else {
+        sluice::sdnotify::notify("READY=1");
+    }
     eprintln!("sluice {} listening:", env!("CARGO_PKG_VERSION"));
     for (i, s) in config.servers.iter().enumerate() {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();
@@ -316,31 +406,8 @@ fn main() -> ExitCode {
                 Err(_) => std::process::exit(1),
             },
             Cmd::Check { .. } => unreachable!("handled above"),
-            Cmd::Reload { config } => {
-                let c = Config::load(&config).map_err(|errs| {
-                    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                    anyhow::anyhow!("{}", all.join("\n"))
-                })?;
-                let pid_file = c.pid.as_ref().with_context(|| {
-                    format!(
-                        "{} has no \"pid\" directive: no running server to find",
-                        config.display()
-                    )
-                })?;
-                let text = std::fs::read_to_string(pid_file)
-                    .with_context(|| format!("cannot read {}", pid_file.display()))?;
-                let pid: i32 = text
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{} holds no pid", pid_file.display()))?;
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGHUP,
-                )
-                .with_context(|| format!("cannot signal process {pid}"))?;
-                eprintln!("sluice: sent SIGHUP to {pid}");
-                Ok(())
-            }
+            Cmd::Reload { config } => signal_server(&config, nix::sys::signal::Signal::SIGHUP),
+            Cmd::Upgrade { config } => signal_server(&config, nix::sys::signal::Signal::SIGUSR2),
             Cmd::Publish {
                 input,
                 urls,

@@ -52,6 +52,10 @@ impl Module for Notify {
 
     /// `publish_done` or `play_done`, then `done`.
     fn close_stream(&self, shared: &Arc<Shared>, ev: &CloseStream) {
+        if ev.moved {
+            // It goes on in the new process, which owes the call.
+            return;
+        }
         let n = &ev.app.notify;
         let specific = if ev.publish {
             n.on_publish_done.as_ref().map(|u| (u, "publish_done"))
@@ -75,6 +79,9 @@ impl Module for Notify {
 
     /// `on_disconnect`, for every connection, connected or not.
     fn disconnect(&self, shared: &Arc<Shared>, ev: &Disconnect) {
+        if ev.moved {
+            return;
+        }
         let config = shared.config();
         let Some(server) = config.servers.get(ev.session.server).map(|s| &s.notify) else {
             return;

@@ -122,6 +122,8 @@ pub enum Cause {
     Io,
     Control,
     Takeover,
+    /// Handed over to a new process (binary upgrade).
+    Handover,
 }
 
 impl Cause {
@@ -139,6 +141,7 @@ impl Cause {
             Cause::Io => "io",
             Cause::Control => "control",
             Cause::Takeover => "takeover",
+            Cause::Handover => "handover",
         }
     }
 }

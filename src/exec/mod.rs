@@ -118,7 +118,9 @@ impl Module for Exec {
         let name = ev.key.name.as_str();
         let extra = [("name", name), ("args", ev.args)];
         let get = session_vars(ev.session, &extra);
-        run_all(&conf.publish, name, "publish", &get);
+        if !ev.resumed {
+            run_all(&conf.publish, name, "publish", &get);
+        }
         let children: Vec<Managed> = conf
             .push
             .iter()
@@ -144,7 +146,9 @@ impl Module for Exec {
         }
         let name = ev.key.name.as_str();
         let extra = [("name", name), ("args", ev.args)];
-        run_all(&conf.play, name, "play", &session_vars(ev.session, &extra));
+        if !ev.resumed {
+            run_all(&conf.play, name, "play", &session_vars(ev.session, &extra));
+        }
         let cmds: Vec<&ExecCmd> = conf.pull.iter().filter(|c| c.applies_to(name)).collect();
         if cmds.is_empty() {
             return;
@@ -193,12 +197,16 @@ impl Module for Exec {
         let extra = [("name", ev.name), ("args", ev.args)];
         let get = session_vars(ev.session, &extra);
         if ev.publish {
-            run_all(&conf.publish_done, ev.name, "publish_done", &get);
+            if !ev.moved {
+                run_all(&conf.publish_done, ev.name, "publish_done", &get);
+            }
             let children = lock(&self.pushes).remove(&ev.session.id);
             children.into_iter().flatten().for_each(|m| drop(m.stop()));
             return;
         }
-        run_all(&conf.play_done, ev.name, "play_done", &get);
+        if !ev.moved {
+            run_all(&conf.play_done, ev.name, "play_done", &get);
+        }
         let key = StreamKey {
             server: ev.session.server,
             app: ev.app.name.clone(),

@@ -11,7 +11,9 @@
 use super::body::{self, Media, Packet};
 
 /// A set of track ids (0 to 255).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TrackSet([u64; 4]);
 
 impl TrackSet {

@@ -35,12 +35,28 @@ pub struct HttpListener {
 
 impl HttpListener {
     pub async fn bind(conf: &HttpServerConf) -> anyhow::Result<Vec<HttpListener>> {
+        Self::bind_inheriting(conf, &mut |_| None).await
+    }
+
+    /// The same, on sockets inherited from the previous process (binary
+    /// upgrade) where one is listening on the address already.
+    pub async fn bind_inheriting(
+        conf: &HttpServerConf,
+        inherit: &mut (dyn FnMut(SocketAddr) -> Option<std::os::fd::OwnedFd> + Send),
+    ) -> anyhow::Result<Vec<HttpListener>> {
         let mut out = Vec::new();
         let conf = Arc::new(conf.clone());
         for addr in &conf.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (http)"))?;
+            let listener = match inherit(*addr) {
+                Some(fd) => {
+                    let l = std::net::TcpListener::from(fd);
+                    l.set_nonblocking(true)?;
+                    TcpListener::from_std(l)?
+                }
+                None => TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http)"))?,
+            };
             out.push(HttpListener {
                 conf: conf.clone(),
                 listener,
@@ -52,6 +68,12 @@ impl HttpListener {
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// A second descriptor for the listening socket.
+    pub fn dup_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.listener.as_fd().try_clone_to_owned()
     }
 
     pub async fn serve(self, shared: Arc<Shared>) {

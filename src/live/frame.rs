@@ -111,6 +111,11 @@ impl Frame {
         }
     }
 
+    /// The chunk size of [`Self::chunked`].
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
     pub fn payload_len(&self) -> usize {
         self.payload_len
     }

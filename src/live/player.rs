@@ -21,7 +21,9 @@ pub struct TooSlow {
     pub missed: u64,
 }
 
-#[derive(Debug)]
+/// Serializable so that a player can move to another process with what
+/// it was sent so far (see `server::handover`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PlayerFilter {
     wait_key: bool,
     wait_video: bool,
@@ -30,6 +32,7 @@ pub struct PlayerFilter {
     started: TrackSet,
     skipping: bool,
     seen_video: bool,
+    #[serde(skip)]
     last_lag: Option<Instant>,
     pub receive_audio: bool,
     pub receive_video: bool,

@@ -69,6 +69,15 @@ impl Registry {
         (s.clone(), snap, rx)
     }
 
+    /// The stream `key`, created if needed (a stream handed over from
+    /// another process is rebuilt in it).
+    pub fn get_or_create(&self, key: &StreamKey, queue: usize) -> Arc<Stream> {
+        self.map()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Stream::new(&key.app, &key.name, queue)))
+            .clone()
+    }
+
     /// Every stream, sorted by key (for `/stat`).
     pub fn streams(&self) -> Vec<(StreamKey, Arc<Stream>)> {
         let mut v: Vec<_> = self

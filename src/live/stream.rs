@@ -139,6 +139,11 @@ impl Stream {
     ) -> Result<Option<PublisherId>, AlreadyPublishing> {
         let mut s = self.lock();
         if let Some(old) = s.publisher {
+            if old.id == who.id {
+                // The same session again: a connection handed back after
+                // a failed upgrade (see `server::handover`).
+                return Ok(None);
+            }
             let allowed = old.relay
                 || match rule {
                     Takeover::Off => false,
@@ -297,6 +302,56 @@ impl Stream {
     pub fn headers(&self) -> Vec<Arc<Frame>> {
         let s = self.lock();
         s.meta.iter().chain(s.configs.iter()).cloned().collect()
+    }
+
+    /// What another process needs to go on with this stream where it
+    /// stands (binary upgrade): the publisher, how long it has published,
+    /// and the frames a late joiner gets (metadata, configurations, GOP).
+    pub fn export(
+        &self,
+    ) -> (
+        Option<PublisherId>,
+        Option<std::time::Duration>,
+        Vec<Arc<Frame>>,
+    ) {
+        let s = self.lock();
+        let frames = s
+            .meta
+            .iter()
+            .chain(s.configs.iter())
+            .chain(s.gop.iter())
+            .cloned()
+            .collect();
+        (s.publisher, s.since.map(|t| t.elapsed()), frames)
+    }
+
+    /// The other half of [`Self::export`]: `who` publishes, for `age`
+    /// already, and `frames` fill the caches as if just received. Nobody
+    /// is subscribed yet, so nothing is delivered.
+    pub fn import(
+        &self,
+        who: PublisherId,
+        age: Option<std::time::Duration>,
+        frames: Vec<Arc<Frame>>,
+        gop_cache: bool,
+    ) {
+        let _ = self.publish(who, Takeover::Always);
+        for f in frames {
+            let meta = f.kind == FrameKind::Data;
+            self.push(who.id, f, gop_cache, meta);
+        }
+        let since = age.and_then(|a| std::time::Instant::now().checked_sub(a));
+        if let Some(t) = since {
+            self.lock().since = Some(t);
+        }
+    }
+
+    /// Joins a player that was already sent everything up to now (one
+    /// handed over from another process): a ring receiver, no snapshot.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<Delivery> {
+        let mut s = self.lock();
+        s.players += 1;
+        self.tx.subscribe()
     }
 
     /// A consistent look at the stream for `/stat` (not for the hot path).

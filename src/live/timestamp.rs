@@ -6,7 +6,7 @@
 //! keep each track monotonic, and hand players the low 32 bits, which wrap
 //! exactly the way RTMP expects.
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TimestampFix {
     last_raw: Option<u32>,
     last_ext: i64,

@@ -57,6 +57,11 @@ pub struct Publish<'a> {
     /// Published inside the process from another stream (a multitrack
     /// rendition), rather than by a client.
     pub derived: bool,
+    /// Handed over, already publishing, by the process before this one
+    /// (binary upgrade): one-shot actions for a new publish
+    /// (`exec_publish`) do not run again; continuing ones (recorders, HLS,
+    /// pushes, `exec_push`) start here as they stop there.
+    pub resumed: bool,
 }
 
 /// A player joined a stream (subscribed; its first frames are queued).
@@ -70,6 +75,8 @@ pub struct Play<'a> {
     pub published: bool,
     /// An rtmp:// URL on_play answered with: pull the stream from there.
     pub redirect: Option<&'a str>,
+    /// Handed over, already playing, by the process before this one.
+    pub resumed: bool,
 }
 
 /// Whether some module will bring an unpublished stream to a player (a
@@ -94,6 +101,9 @@ pub struct CloseStream<'a> {
     pub started: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The session moved to a new process (binary upgrade) and goes on
+    /// there: no `*_done` is owed for it here.
+    pub moved: bool,
 }
 
 /// A connection closed, connected to an application or not.
@@ -107,6 +117,8 @@ pub struct Disconnect<'a> {
     pub bytes_out: u64,
     /// How long the connection was open.
     pub duration: Duration,
+    /// The connection moved to a new process and goes on there.
+    pub moved: bool,
 }
 
 /// A recorder finished a file (or, for `record_started`, opened one).

@@ -52,6 +52,9 @@ pub enum Signal {
     Drop,
     /// `/control/redirect`: republish or replay under this name.
     Redirect(String),
+    /// Binary upgrade: stop at the next command boundary and report to
+    /// the collector (see `server::handover`).
+    Handover(super::handover::Collector),
 }
 
 /// A connection's inbox for [`Signal`]s.
@@ -112,6 +115,11 @@ impl Drain {
         }
         conns.insert(id, mb.clone());
         mb
+    }
+
+    /// The ids of every connection.
+    pub fn ids(&self) -> Vec<u64> {
+        self.conns().keys().copied().collect()
     }
 
     pub fn unregister(&self, id: u64) {

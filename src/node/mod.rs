@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod drain;
+pub mod handover;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -70,6 +71,12 @@ impl Shared {
     /// Puts `config` in force (a reload).
     pub fn set_config(&self, config: Arc<Config>) {
         self.config.store(config);
+    }
+
+    /// Ids up to `last` are taken (by the process before this one, in an
+    /// upgrade): new ones start above.
+    pub fn skip_ids(&self, last: u64) {
+        self.next_id.fetch_max(last, Ordering::Relaxed);
     }
 
     /// A new id for a connection or an in-process session (a pull).

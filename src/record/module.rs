@@ -33,7 +33,11 @@ impl Module for Record {
         }
         let app = Arc::new(ev.app.clone());
         for conf in &ev.app.recorders {
-            let conf = Arc::new(conf.clone());
+            let mut conf = conf.clone();
+            // A publish handed over from the previous process (binary
+            // upgrade) goes on in the file that process was writing.
+            conf.append |= ev.resumed;
+            let conf = Arc::new(conf);
             let session = Arc::new(ev.session.clone());
             let (name, args) = (ev.key.name.clone(), ev.args.to_owned());
             // record_notify: an onStatus to the publisher.

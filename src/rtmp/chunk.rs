@@ -127,6 +127,61 @@ impl ChunkDecoder {
         }
     }
 
+    /// The decoder's state, for a connection moving to another process.
+    pub fn export(&self) -> super::state::DecoderState {
+        let mut streams: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(&csid, s)| super::state::ChunkStreamState {
+                csid,
+                timestamp: s.timestamp,
+                delta: s.delta,
+                length: s.length,
+                type_id: s.type_id,
+                stream_id: s.stream_id,
+                extended: s.extended,
+                partial: s.partial.to_vec(),
+                in_progress: s.in_progress,
+            })
+            .collect();
+        streams.sort_by_key(|s| s.csid);
+        super::state::DecoderState {
+            chunk_size: self.chunk_size as u32,
+            streams,
+        }
+    }
+
+    /// A decoder that continues where an exported one stopped.
+    pub fn import(
+        limits: DecoderLimits,
+        st: super::state::DecoderState,
+    ) -> Result<Self, super::state::StateError> {
+        let reassembly = st.check(&limits)?;
+        let streams = st
+            .streams
+            .into_iter()
+            .map(|s| {
+                let state = StreamState {
+                    timestamp: s.timestamp,
+                    delta: s.delta,
+                    length: s.length,
+                    type_id: s.type_id,
+                    stream_id: s.stream_id,
+                    extended: s.extended,
+                    partial: BytesMut::from(&s.partial[..]),
+                    in_progress: s.in_progress,
+                };
+                (s.csid, state)
+            })
+            .collect();
+        Ok(ChunkDecoder {
+            chunk_size: st.chunk_size as usize,
+            limits,
+            streams,
+            reassembly,
+        })
+    }
+
     /// Consumes whole chunks from `input` until a message completes or more
     /// bytes are needed.
     pub fn decode(&mut self, input: &mut BytesMut) -> Result<Option<RawMessage>, ChunkError> {

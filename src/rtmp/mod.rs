@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod handshake;
 pub mod message;
 pub mod session;
+pub mod state;
 pub mod url;
 
 pub use amf::Amf;

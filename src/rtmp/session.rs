@@ -54,6 +54,47 @@ impl Session {
         }
     }
 
+    /// The protocol state, for a connection moving to another process.
+    /// Messages split out of an aggregate and not yet returned are not part
+    /// of it: take them with [`Self::next_message`] first.
+    pub fn export(&self) -> super::state::SessionState {
+        super::state::SessionState {
+            decoder: self.decoder.export(),
+            out_chunk_size: self.out_chunk_size as u32,
+            received: self.received,
+            acked: self.acked,
+            peer_window: self.peer_window,
+        }
+    }
+
+    /// Whether messages split out of an aggregate wait to be returned.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// A session that continues an exported one.
+    pub fn import(
+        limits: DecoderLimits,
+        st: super::state::SessionState,
+    ) -> Result<Session, super::state::StateError> {
+        use super::state::StateError;
+        if st.out_chunk_size == 0 || st.out_chunk_size > chunk::MAX_CHUNK_SIZE {
+            return Err(StateError::ChunkSize(st.out_chunk_size));
+        }
+        if st.acked > st.received {
+            return Err(StateError::Acked);
+        }
+        Ok(Session {
+            decoder: ChunkDecoder::import(limits, st.decoder)?,
+            out_chunk_size: st.out_chunk_size as usize,
+            out: BytesMut::new(),
+            received: st.received,
+            acked: st.acked,
+            peer_window: st.peer_window,
+            pending: VecDeque::new(),
+        })
+    }
+
     pub fn out_chunk_size(&self) -> usize {
         self.out_chunk_size
     }
@@ -258,6 +299,75 @@ mod tests {
             Some(Message::Ack(first + 6000))
         );
         assert_eq!(p2.next_message(&mut back).unwrap(), None);
+    }
+
+    /// A session exported mid-message (after a Set Chunk Size, with half a
+    /// video message buffered) and imported elsewhere decodes the rest as
+    /// the original would, and acknowledges on the same schedule.
+    #[test]
+    fn export_import_continues_mid_message() {
+        let mut peer = Session::new(Default::default());
+        peer.send_window_ack_size(5000);
+        peer.set_chunk_size(1000);
+        peer.send_raw(csid::VIDEO, 40, types::VIDEO, 1, &[7u8; 2500]);
+        peer.send_raw(csid::VIDEO, 80, types::VIDEO, 1, &[8u8; 300]);
+        let wire = peer.take_output();
+        for cut in 0..wire.len() {
+            let got = decode_moving_at(&wire, cut);
+            assert_eq!(got, [(40, 2500), (80, 300)], "cut at {cut}");
+        }
+    }
+
+    fn decode_moving_at(wire: &[u8], cut: usize) -> Vec<(u32, usize)> {
+        let mut s = Session::new(Default::default());
+        let mut input = BytesMut::from(&wire[..cut]);
+        s.note_received(cut);
+        let mut got = Vec::new();
+        while let Some(m) = s.next_message(&mut input).unwrap() {
+            got.push(m);
+        }
+        let json = serde_json::to_string(&s.export()).unwrap();
+        let st: super::super::state::SessionState = serde_json::from_str(&json).unwrap();
+        let mut moved = Session::import(Default::default(), st).unwrap();
+        input.extend_from_slice(&wire[cut..]);
+        moved.note_received(wire.len() - cut);
+        while let Some(m) = moved.next_message(&mut input).unwrap() {
+            got.push(m);
+        }
+        assert_eq!(moved.bytes_received(), wire.len() as u64);
+        assert_eq!(moved.in_chunk_size(), 1000);
+        got.iter()
+            .filter_map(|m| match m {
+                Message::Video {
+                    timestamp, payload, ..
+                } => Some((*timestamp, payload.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn import_refuses_inconsistent_state() {
+        let mut st = Session::new(Default::default()).export();
+        st.acked = 10;
+        assert!(Session::import(Default::default(), st.clone()).is_err());
+        st.acked = 0;
+        st.decoder
+            .streams
+            .push(super::super::state::ChunkStreamState {
+                csid: 6,
+                timestamp: 0,
+                delta: 0,
+                length: 10,
+                type_id: 9,
+                stream_id: 1,
+                extended: false,
+                partial: vec![0; 20],
+                in_progress: true,
+            });
+        assert!(Session::import(Default::default(), st.clone()).is_err());
+        st.decoder.streams[0].length = u32::MAX;
+        assert!(Session::import(Default::default(), st).is_err());
     }
 
     #[test]

@@ -340,20 +340,6 @@ impl Connection {
             enhanced = enhanced_summary(&obj).as_deref(),
             "connect"
         );
-        let server = self.server;
-        self.stat.update(|i| {
-            i.server = server;
-            i.app = app_name.clone();
-            i.flashver = get("flashVer");
-            i.swfurl = get("swfUrl");
-            i.pageurl = get("pageUrl");
-            i.tcurl = crate::redact::args(&tc_url).into_owned();
-            i.moves = match moves {
-                super::goaway::Capability::GoAway => "goaway",
-                super::goaway::Capability::Reconnect => "reconnect",
-                super::goaway::Capability::None => "",
-            };
-        });
         self.connected = Some(Connected {
             app,
             app_name,
@@ -361,7 +347,34 @@ impl Connection {
             object: obj,
             moves,
         });
+        self.note_connected();
         Ok(())
+    }
+
+    /// Copies what `connect` said to this connection's stats entry.
+    pub(super) fn note_connected(&mut self) {
+        let Some(c) = &self.connected else { return };
+        let get = |k: &str| {
+            c.object
+                .get(k)
+                .and_then(Amf::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (server, app_name, moves) = (self.server, c.app_name.clone(), c.moves);
+        self.stat.update(|i| {
+            i.server = server;
+            i.app = app_name;
+            i.flashver = get("flashVer");
+            i.swfurl = get("swfUrl");
+            i.pageurl = get("pageUrl");
+            i.tcurl = crate::redact::args(&get("tcUrl")).into_owned();
+            i.moves = match moves {
+                super::goaway::Capability::GoAway => "goaway",
+                super::goaway::Capability::Reconnect => "reconnect",
+                super::goaway::Capability::None => "",
+            };
+        });
     }
 
     fn stream_key(&self, name: &str) -> StreamKey {
@@ -520,6 +533,7 @@ impl Connection {
                 kind: &kind,
                 redirect: redirect.as_deref(),
                 derived: false,
+                resumed: false,
             };
             self.shared.modules.publish(&self.shared, &ev);
         }
@@ -671,6 +685,7 @@ impl Connection {
             args: &args,
             published: snap.publishing,
             redirect: redirect.as_deref(),
+            resumed: false,
         };
         self.shared.modules.play(&self.shared, &ev);
         let mut filter = PlayerFilter::new(app.wait_key, app.wait_video);

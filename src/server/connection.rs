@@ -52,6 +52,9 @@ pub enum Close {
     Reason(Cause, String),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// Handed over to a new process (binary upgrade).
+    #[error("handed over to the new process")]
+    Moved,
 }
 
 impl Close {
@@ -59,6 +62,7 @@ impl Close {
         match self {
             Close::Reason(c, _) => *c,
             Close::Io(_) => Cause::Io,
+            Close::Moved => Cause::Handover,
         }
     }
 }
@@ -110,8 +114,8 @@ pub struct Connection {
     pub server: usize,
     pub shared: Arc<Shared>,
     pub session: Session,
-    input: BytesMut,
-    outq: VecDeque<Bytes>,
+    pub(super) input: BytesMut,
+    pub(super) outq: VecDeque<Bytes>,
     pub connected: Option<Connected>,
     pub next_stream_id: u32,
     pub publishing: Option<Publishing>,
@@ -149,6 +153,9 @@ pub struct Connection {
     /// The configuration this connection was accepted under; a publish or
     /// play takes the one in force (see [`Self::refresh_app`]).
     pub config: Arc<crate::config::Config>,
+    /// A binary upgrade asked this connection to move (see
+    /// `server::handover`): it does at its next command boundary.
+    pub handover: Option<crate::node::handover::Collector>,
 }
 
 impl Connection {
@@ -191,11 +198,29 @@ impl Connection {
             role: ("none", String::new()),
             config,
             shared,
+            handover: None,
         }
     }
 
     pub fn bytes_out(&self) -> u64 {
         self.bytes_out
+    }
+
+    /// A resumed connection's unparsed input and unwritten output.
+    pub(super) fn resume_io(&mut self, input: BytesMut, output: Bytes) {
+        self.input = input;
+        if !output.is_empty() {
+            self.outq.push_back(output);
+        }
+    }
+
+    /// A resumed connection's counters: what it sent, and since when it
+    /// is open. Already reported by the old process, so not again here.
+    pub(super) fn resume_counters(&mut self, bytes_out: u64, age: Duration) {
+        self.bytes_out = bytes_out;
+        self.started = Instant::now().checked_sub(age).unwrap_or(self.started);
+        self.reported.bytes_in = self.session.bytes_received();
+        self.reported.bytes_out = bytes_out;
     }
 
     /// When the connection was accepted.
@@ -212,7 +237,23 @@ impl Connection {
     pub async fn run<S: Socket>(mut self, mut sock: S, early: BytesMut) {
         self.input = early;
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
-        let (cause, reason) = match self.serve(&mut sock).await {
+        let served = self.serve(&mut sock).await;
+        self.end(served);
+    }
+
+    /// Serves a connection handed over by the process before this one: no
+    /// handshake, the state is already in place (see `Self::resume`).
+    pub async fn run_resumed<S: Socket>(mut self, mut sock: S) {
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        let served = self.serve_loop(&mut sock).await;
+        self.end(served);
+    }
+
+    fn end(mut self, served: Result<(), Close>) {
+        if matches!(served, Err(Close::Moved)) {
+            return self.moved();
+        }
+        let (cause, reason) = match served {
             Ok(()) => (Cause::Normal, "server closed".to_owned()),
             Err(e) => (e.cause(), e.to_string()),
         };
@@ -252,10 +293,27 @@ impl Connection {
         self.handshake(sock).await?;
         // Whatever arrived with C2 is already chunk data.
         self.process_input()?;
+        self.serve_loop(sock).await
+    }
+
+    async fn serve_loop<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.flush(sock).await?;
+            if self.handover.is_some() && self.pending.is_none() && self.close_after_flush.is_none()
+            {
+                if self.hand_over(sock).await? {
+                    return Err(Close::Moved);
+                }
+                continue;
+            }
+            if !self.flush(sock).await? {
+                // A signal came while the socket was full.
+                for sig in self.mailbox.take() {
+                    self.on_signal(sig)?;
+                }
+                continue;
+            }
             if let Some(r) = self.close_after_flush.take() {
                 return Err(r);
             }
@@ -358,6 +416,10 @@ impl Connection {
                 self.redirect(name);
                 Ok(())
             }
+            Signal::Handover(c) => {
+                self.handover = Some(c);
+                Ok(())
+            }
             Signal::Target(t) => {
                 if self.is_target(&t) {
                     self.go_away("Moved by the operator");
@@ -455,7 +517,7 @@ impl Connection {
     }
 
     /// Copies this connection's counters to its stats entry.
-    fn publish_counters(&mut self) {
+    pub(super) fn publish_counters(&mut self) {
         let mut c = crate::stats::Counters {
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out,
@@ -507,7 +569,7 @@ impl Connection {
     /// Queues a frame for this player: the shared pre-chunked bytes when the
     /// player is on the shared message stream, else a private encoding.
     pub fn send_frame(&mut self, f: &Frame, stream_id: u32) {
-        if stream_id == SHARED_STREAM_ID {
+        if stream_id == SHARED_STREAM_ID && f.chunk_size() == self.session.out_chunk_size() {
             if !self.session.out.is_empty() {
                 self.outq.push_back(self.session.take_output());
             }
@@ -521,7 +583,9 @@ impl Connection {
 
     /// Writes everything queued: straight away when the socket has room
     /// (the usual case), waiting for writability only when it is full.
-    async fn flush<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
+    /// Returns false, with output left, when a signal arrived while it
+    /// waited.
+    async fn flush<S: Socket>(&mut self, sock: &mut S) -> Result<bool, Close> {
         if !self.session.out.is_empty() {
             self.outq.push_back(self.session.take_output());
         }
@@ -535,7 +599,9 @@ impl Connection {
             let n = match sock.try_write_vectored(&iov[..n_iov]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.wait_writable(sock).await?;
+                    if !self.wait_writable(sock).await? {
+                        return Ok(false);
+                    }
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -558,7 +624,7 @@ impl Connection {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -569,7 +635,8 @@ impl Connection {
     /// longer be brought back to a keyframe in time and only pins memory.
     /// (A player that lapped once and then drains is skipped to the next
     /// keyframe by the ring's `Lagged` report instead.)
-    async fn wait_writable<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
+    /// Returns false when a signal arrived first.
+    async fn wait_writable<S: Socket>(&mut self, sock: &mut S) -> Result<bool, Close> {
         let timeout = self.core().timeout;
         let lap = self.core().out_queue.max(16).next_power_of_two();
         let start = Instant::now();
@@ -578,7 +645,13 @@ impl Connection {
             if left.is_zero() {
                 return Err(close(Cause::SlowPlayer, "write timeout"));
             }
-            match tokio::time::timeout(left.min(STALL_CHECK), sock.writable()).await {
+            let wait = async {
+                tokio::select! {
+                    r = sock.writable() => r.map(|()| true),
+                    _ = self.mailbox.notify.notified() => Ok(false),
+                }
+            };
+            match tokio::time::timeout(left.min(STALL_CHECK), wait).await {
                 Ok(r) => return Ok(r?),
                 Err(_) => {
                     let behind = self.playing.as_ref().map_or(0, |p| p.rx.len());

@@ -54,6 +54,7 @@ impl Connection {
             started: a.started,
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out(),
+            moved: false,
         };
         self.shared.modules.close_stream(&self.shared, &ev);
     }
@@ -69,6 +70,7 @@ impl Connection {
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out(),
             duration: self.started_at().elapsed(),
+            moved: false,
         };
         self.shared.modules.disconnect(&self.shared, &ev);
     }

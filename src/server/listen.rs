@@ -68,6 +68,40 @@ impl Listener {
         })
     }
 
+    /// A listener on an inherited socket (binary upgrade).
+    pub fn from_fd(
+        at: Endpoint,
+        fd: std::os::fd::OwnedFd,
+        proxy_protocol: bool,
+    ) -> std::io::Result<Listener> {
+        let bound = match &at {
+            Endpoint::Tcp(_) => {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                Bound::Tcp(TcpListener::from_std(l)?)
+            }
+            Endpoint::Unix(_) => {
+                let l = std::os::unix::net::UnixListener::from(fd);
+                l.set_nonblocking(true)?;
+                Bound::Unix(UnixListener::from_std(l)?)
+            }
+        };
+        Ok(Listener {
+            at,
+            bound,
+            proxy_protocol,
+        })
+    }
+
+    /// A second descriptor for the listening socket.
+    pub fn dup_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        match &self.bound {
+            Bound::Tcp(t) => t.as_fd().try_clone_to_owned(),
+            Bound::Unix(u) => u.as_fd().try_clone_to_owned(),
+        }
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.bound {
             Bound::Tcp(t) => t.local_addr().ok(),

@@ -9,17 +9,19 @@ mod commands;
 mod connection;
 mod events;
 mod goaway;
+pub mod handover;
 mod hooks;
 mod keepalive;
 mod listen;
 pub mod reload;
+mod resume;
 mod socket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 
@@ -32,35 +34,89 @@ pub struct Server {
     shared: Arc<Shared>,
     /// Configurations to put in force (SIGHUP), already validated.
     reloads: Option<tokio::sync::mpsc::Receiver<reload::Request>>,
+    /// Binary upgrades to run (SIGUSR2).
+    upgrades: Option<tokio::sync::mpsc::Receiver<handover::old::Request>>,
+    /// This process is the new half of an upgrade: the old one's
+    /// connections come in once it runs.
+    inbound: Option<handover::new::Inbound>,
 }
 
 impl Server {
     /// Binds every `listen` of every `server {}` block. `modules` is the
     /// feature chain ([`crate::modules::all`] for a full node).
     pub async fn bind(config: Config, modules: crate::node::Chain) -> anyhow::Result<Server> {
+        Self::bind_with(config, modules, None).await
+    }
+
+    /// The same, for the new half of an upgrade: the listening sockets the
+    /// old process passed on are used where the configuration still has
+    /// them. If this fails, the old process is told, and keeps serving.
+    pub async fn bind_with(
+        config: Config,
+        modules: crate::node::Chain,
+        mut inbound: Option<handover::new::Inbound>,
+    ) -> anyhow::Result<Server> {
+        match Self::bind_inner(&config, &mut inbound).await {
+            Ok((listeners, http, cluster)) => {
+                let shared = Arc::new(Shared::new(config, cluster, modules));
+                if let Some(i) = &inbound {
+                    shared.skip_ids(i.next_id);
+                }
+                Ok(Server {
+                    listeners,
+                    http,
+                    shared,
+                    reloads: None,
+                    upgrades: None,
+                    inbound,
+                })
+            }
+            Err(e) => {
+                if let Some(i) = inbound {
+                    i.fail(&format!("{e:#}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn bind_inner(
+        config: &Config,
+        inbound: &mut Option<handover::new::Inbound>,
+    ) -> anyhow::Result<(
+        Vec<listen::Listener>,
+        Vec<crate::http::HttpListener>,
+        Option<Arc<crate::cluster::Cluster>>,
+    )> {
         // HTTP first: once an RTMP port accepts, /stat and friends do too
         // (scripts and tests wait for the RTMP port).
         crate::telemetry::init();
         let mut http = Vec::new();
         for h in &config.http {
-            http.extend(crate::http::HttpListener::bind(h).await?);
+            let mut inherit = |a| inbound.as_mut().and_then(|i| i.take_http(a));
+            http.extend(crate::http::HttpListener::bind_inheriting(h, &mut inherit).await?);
         }
         let mut listeners = Vec::new();
         for s in &config.servers {
             for l in &s.listen {
-                listeners.push(listen::Listener::bind(l).await?);
+                let fd = inbound.as_mut().and_then(|i| i.take_rtmp(&l.at));
+                listeners.push(match fd {
+                    Some(fd) => listen::Listener::from_fd(l.at.clone(), fd, l.proxy_protocol)?,
+                    None => listen::Listener::bind(l).await?,
+                });
             }
         }
         let cluster = match &config.cluster {
             Some(c) => Some(crate::cluster::Cluster::new(c.clone()).await?),
             None => None,
         };
-        Ok(Server {
-            listeners,
-            http,
-            shared: Arc::new(Shared::new(config, cluster, modules)),
-            reloads: None,
-        })
+        Ok((listeners, http, cluster))
+    }
+
+    /// Where binary upgrades are asked for (see [`handover`]).
+    pub fn upgrades(&mut self, rx: tokio::sync::mpsc::Receiver<handover::old::Request>) {
+        self.upgrades = Some(rx);
     }
 
     /// Where reloaded configurations come from (see [`reload`]).
@@ -88,11 +144,12 @@ impl Server {
         }
         // HTTP keeps serving through the drain (/stat shows it, and the
         // /control/drain request gets its answer); it stops at the end.
-        let mut http = tokio::task::JoinSet::new();
+        let mut http = reload::HttpServers::default();
         for h in self.http {
-            http.spawn(h.serve(self.shared.clone()));
+            http.spawn(h, &self.shared);
         }
         let mut reloads = self.reloads;
+        let mut upgrades = self.upgrades;
         let shared = self.shared;
         if let Some(c) = &shared.cluster {
             let weak = Arc::downgrade(&shared);
@@ -104,10 +161,22 @@ impl Server {
             info!(node = c.node_id(), registry = %c.conf.registry, "cluster: node started");
         }
         shared.modules.start(&shared);
+        if let Some(inbound) = self.inbound {
+            if let Err(e) = inbound.take_over(&shared).await {
+                warn!("upgrade: no connection taken over, the old process keeps them: {e:#}");
+            }
+        }
         tokio::pin!(shutdown);
+        let mut upgraded = false;
         loop {
             let next = async {
                 match reloads.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let upgrade = async {
+                match upgrades.as_mut() {
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
@@ -119,9 +188,22 @@ impl Server {
                     reload::apply(r.config, &shared, &mut rtmp, &mut http).await;
                     let _ = r.done.send(());
                 }
+                Some(r) = upgrade => {
+                    let ok = handover::old::run(&r.upgrade, &shared, &mut rtmp, &mut http)
+                        .await
+                        .is_ok();
+                    let _ = r.done.send(ok);
+                    if ok {
+                        upgraded = true;
+                        break;
+                    }
+                }
             }
         }
-        crate::sdnotify::notify("STOPPING=1");
+        if !upgraded {
+            // After an upgrade the service goes on, in the new process.
+            crate::sdnotify::notify("STOPPING=1");
+        }
         // Closing the listeners refuses new connections at once.
         rtmp.close().await;
         let timeout = shared.config().drain_timeout;
@@ -133,8 +215,9 @@ impl Server {
         );
         crate::telemetry::drain_started();
         // Leave the cluster first, so the nodes our clients move to may
-        // take their streams over.
-        if let Some(c) = &shared.cluster {
+        // take their streams over. (Not after an upgrade: the node goes on,
+        // under the same id, in the new process.)
+        if let (Some(c), false) = (&shared.cluster, upgraded) {
             c.withdraw().await;
         }
         shared.drain.set_phase(drain::Phase::Draining);
@@ -171,7 +254,7 @@ impl Server {
         if let Some(c) = &shared.cluster {
             c.settle().await;
         }
-        http.abort_all();
+        http.stop().await;
         info!(
             signalled = shared.drain.signalled(),
             left = at_start.saturating_sub(forced),

@@ -13,6 +13,7 @@
 //!   registry and the stats table, not in the configuration.
 
 use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -29,27 +30,110 @@ pub struct Request {
     pub done: tokio::sync::oneshot::Sender<()>,
 }
 
+/// One RTMP accept loop, and a second descriptor of its socket: what a
+/// binary upgrade passes on, and what accepting resumes from when the
+/// upgrade fails.
+struct Loop {
+    task: Option<JoinHandle<()>>,
+    fd: Option<OwnedFd>,
+    proxy: bool,
+}
+
 /// The RTMP accept loops, by listening endpoint.
 #[derive(Default)]
 pub struct Accepting {
-    loops: HashMap<Endpoint, JoinHandle<()>>,
+    loops: HashMap<Endpoint, Loop>,
 }
 
 impl Accepting {
     pub fn add(&mut self, l: Listener, shared: &Arc<Shared>) {
         let at = l.at.clone();
-        let task = tokio::spawn(listen::accept_loop(l, shared.clone()));
-        if let Some(old) = self.loops.insert(at, task) {
-            old.abort();
+        let fd = l
+            .dup_fd()
+            .inspect_err(|e| warn!(listen = %at, "cannot keep a descriptor for upgrades: {e}"))
+            .ok();
+        let proxy = l.proxy_protocol;
+        let task = Some(tokio::spawn(listen::accept_loop(l, shared.clone())));
+        if let Some(old) = self.loops.insert(at, Loop { task, fd, proxy }) {
+            if let Some(t) = old.task {
+                t.abort();
+            }
         }
     }
 
     /// Closes every listener.
     pub async fn close(&mut self) {
-        for (_, t) in self.loops.drain() {
-            t.abort();
-            let _ = t.await;
+        for (_, l) in self.loops.drain() {
+            if let Some(t) = l.task {
+                t.abort();
+                let _ = t.await;
+            }
         }
+    }
+
+    /// Stops accepting, keeping the sockets open (an upgrade in progress).
+    pub async fn pause(&mut self) {
+        for l in self.loops.values_mut() {
+            if let Some(t) = l.task.take() {
+                t.abort();
+                let _ = t.await;
+            }
+        }
+    }
+
+    /// Accepts again after [`Self::pause`].
+    pub fn resume(&mut self, shared: &Arc<Shared>) {
+        for (at, l) in &mut self.loops {
+            if l.task.is_some() {
+                continue;
+            }
+            let Some(fd) = l.fd.as_ref().and_then(|f| f.try_clone().ok()) else {
+                error!(listen = %at, "cannot accept again: no descriptor kept");
+                continue;
+            };
+            match Listener::from_fd(at.clone(), fd, l.proxy) {
+                Ok(listener) => {
+                    l.task = Some(tokio::spawn(listen::accept_loop(listener, shared.clone())))
+                }
+                Err(e) => error!(listen = %at, "cannot accept again: {e}"),
+            }
+        }
+    }
+
+    /// Every listening socket: endpoint, PROXY protocol, descriptor.
+    pub fn sockets(&self) -> Vec<(Endpoint, bool, BorrowedFd<'_>)> {
+        self.loops
+            .iter()
+            .filter_map(|(at, l)| Some((at.clone(), l.proxy, l.fd.as_ref()?.as_fd())))
+            .collect()
+    }
+}
+
+/// The HTTP servers, and a second descriptor of each one's socket (for
+/// upgrades, as [`Accepting`]).
+#[derive(Default)]
+pub struct HttpServers {
+    set: tokio::task::JoinSet<()>,
+    fds: Vec<(std::net::SocketAddr, OwnedFd)>,
+}
+
+impl HttpServers {
+    pub fn spawn(&mut self, h: crate::http::HttpListener, shared: &Arc<Shared>) {
+        if let (Some(addr), Ok(fd)) = (h.local_addr(), h.dup_fd()) {
+            self.fds.push((addr, fd));
+        }
+        self.set.spawn(h.serve(shared.clone()));
+    }
+
+    /// Stops every server (their open requests go on).
+    pub async fn stop(&mut self) {
+        self.set.abort_all();
+        while self.set.join_next().await.is_some() {}
+        self.fds.clear();
+    }
+
+    pub fn sockets(&self) -> Vec<(std::net::SocketAddr, BorrowedFd<'_>)> {
+        self.fds.iter().map(|(a, f)| (*a, f.as_fd())).collect()
     }
 }
 
@@ -58,7 +142,7 @@ pub async fn apply(
     new: Config,
     shared: &Arc<Shared>,
     rtmp: &mut Accepting,
-    http: &mut tokio::task::JoinSet<()>,
+    http: &mut HttpServers,
 ) {
     let old = shared.config();
     let wanted: Vec<_> = new.servers.iter().flat_map(|s| s.listen.iter()).collect();
@@ -77,8 +161,7 @@ pub async fn apply(
     if http_changed {
         // The old HTTP listeners must close before the same addresses can
         // be bound again.
-        http.abort_all();
-        while http.join_next().await.is_some() {}
+        http.stop().await;
         for h in &new.http {
             match crate::http::HttpListener::bind(h).await {
                 Ok(mut l) => new_http.append(&mut l),
@@ -108,13 +191,13 @@ pub async fn apply(
         .cloned()
         .collect();
     for at in &gone {
-        if let Some(t) = rtmp.loops.remove(at) {
+        if let Some(t) = rtmp.loops.remove(at).and_then(|l| l.task) {
             t.abort();
         }
         info!(listen = %at, "reload: listener closed");
     }
     for h in new_http {
-        http.spawn(h.serve(shared.clone()));
+        http.spawn(h, shared);
     }
     let apps: usize = current.servers.iter().map(|s| s.apps.len()).sum();
     info!(

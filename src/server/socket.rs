@@ -3,6 +3,9 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::node::handover::SocketKind;
 
 use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,10 +16,13 @@ pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize>;
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// A second descriptor for the same socket, to hand to a new process.
+    fn dup_fd(&self) -> io::Result<OwnedFd>;
+    fn kind(&self) -> SocketKind;
 }
 
 macro_rules! socket {
-    ($t:ty) => {
+    ($t:ty, $k:expr) => {
         impl Socket for $t {
             fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
                 <$t>::readable(self)
@@ -30,9 +36,15 @@ macro_rules! socket {
             fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 <$t>::try_write_vectored(self, bufs)
             }
+            fn dup_fd(&self) -> io::Result<OwnedFd> {
+                self.as_fd().try_clone_to_owned()
+            }
+            fn kind(&self) -> SocketKind {
+                $k
+            }
         }
     };
 }
 
-socket!(TcpStream);
-socket!(UnixStream);
+socket!(TcpStream, SocketKind::Tcp);
+socket!(UnixStream, SocketKind::Unix);

@@ -175,6 +175,7 @@ impl Rendition {
                 kind: "live",
                 redirect: None,
                 derived: true,
+                resumed: false,
             },
         );
         Some(Rendition {
