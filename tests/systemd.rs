@@ -58,3 +58,62 @@ fn ready_reloading_and_stopping_reach_the_notify_socket() {
     let st = child.wait().unwrap();
     assert!(st.success());
 }
+
+/// After a binary upgrade the new process names itself with MAINPID= (so
+/// systemd follows the service to it), and the old one, leaving, does not
+/// say STOPPING=1: the service goes on.
+#[test]
+fn an_upgrade_announces_the_new_main_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = free_port();
+    let conf = dir.path().join("sluice.conf");
+    std::fs::write(
+        &conf,
+        format!("rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "-c"])
+        .arg(&conf)
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(next(&sock), "READY=1");
+    Command::new("kill")
+        .args(["-USR2", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let msg = next(&sock);
+    let new_pid: u32 = msg
+        .strip_prefix("MAINPID=")
+        .and_then(|r| r.strip_suffix("\nREADY=1"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("expected MAINPID=N and READY=1, got {msg:?}"));
+    assert_ne!(new_pid, child.id());
+    let st = child.wait().unwrap();
+    assert!(st.success(), "old process: {st}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the new process listens"
+    );
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "nothing more from the old one"
+    );
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &new_pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(next(&sock), "STOPPING=1");
+}

@@ -80,6 +80,8 @@ pub struct PlayerResult {
     /// Frames the publisher sent between this player's first and last
     /// received frame that it never got.
     pub lost: [u64; 2],
+    /// Frames received again, or out of order (at or before the last one).
+    pub repeated: [u64; 2],
     /// Frames the publisher had sent that were not received at the end.
     pub behind: [u64; 2],
     /// Frames received that were published before `play` (GOP cache).
@@ -89,6 +91,10 @@ pub struct PlayerResult {
     /// Bytes read inside the measurement window.
     pub window_bytes: u64,
     pub latency: Histogram,
+    /// Longest time between two coded frames arriving, in microseconds:
+    /// the longest pause this player saw (a restart, an upgrade).
+    pub max_gap_us: u64,
+    last_arrival_us: Option<u64>,
     pub error: Option<String>,
     /// Connect start to the first coded frame, per track.
     first: [Option<Duration>; 2],
@@ -157,6 +163,10 @@ impl PlayerResult {
         play_us: u64,
     ) {
         self.frames[track] += 1;
+        if let Some(last) = self.last_arrival_us {
+            self.max_gap_us = self.max_gap_us.max(now_us.saturating_sub(last));
+        }
+        self.last_arrival_us = Some(now_us);
         let Some((seq, sent)) = timeline.and_then(|t| t.lookup(track, timestamp)) else {
             self.unmatched += 1;
             return;
@@ -164,6 +174,8 @@ impl PlayerResult {
         if let Some(last) = self.last_seq[track] {
             if seq > last + 1 {
                 self.lost[track] += seq - last - 1;
+            } else if seq <= last {
+                self.repeated[track] += 1;
             }
         }
         self.first_seq[track].get_or_insert(seq);
@@ -486,12 +498,23 @@ impl BenchReport {
     pub fn lost(&self) -> u64 {
         self.players.iter().map(|p| p.lost[0] + p.lost[1]).sum()
     }
+    pub fn repeated(&self) -> u64 {
+        self.players
+            .iter()
+            .map(|p| p.repeated[0] + p.repeated[1])
+            .sum()
+    }
     pub fn lossy_players(&self) -> usize {
         self.players
             .iter()
             .filter(|p| p.lost[0] + p.lost[1] > 0)
             .count()
     }
+    /// The longest pause any player saw between two frames, in ms.
+    pub fn max_gap_ms(&self) -> f64 {
+        self.players.iter().map(|p| p.max_gap_us).max().unwrap_or(0) as f64 / 1e3
+    }
+
     pub fn max_behind(&self) -> u64 {
         self.players
             .iter()
@@ -553,13 +576,16 @@ impl BenchReport {
         );
         if self.matched {
             s += &format!(
-                "frames received {} lost {} ({} players with loss), max behind at end {}, published {}\n\
+                "frames received {} lost {} ({} players with loss) repeated {}, max behind at end {}, published {}, \
+                 longest pause {:.1} ms\n\
                  latency ms p50 {} p95 {} p99 {} max {} ({} samples)\n",
                 self.frames(),
                 self.lost(),
                 self.lossy_players(),
+                self.repeated(),
                 self.max_behind(),
                 self.published,
+                self.max_gap_ms(),
                 ms(lat.quantile(0.5)),
                 ms(lat.quantile(0.95)),
                 ms(lat.quantile(0.99)),
@@ -613,16 +639,17 @@ impl BenchReport {
         }
         let opt = |v: Option<u64>| v.map_or("nan".to_owned(), |v| format!("{:.3}", v as f64 / 1e3));
         s += &format!(
-            "RESULT players={} connected={} errors={} mbps={:.1} frames={} lost={} lossy_players={} \
+            "RESULT players={} connected={} errors={} mbps={:.1} frames={} lost={} repeated={} lossy_players={} \
              max_behind={} lat_p50_ms={} lat_p95_ms={} lat_p99_ms={} ttff_p50_ms={} ttff_p99_ms={} \
              churn_joins={} churn_ttff_p50_ms={} churn_ttff_p99_ms={} publisher_errors={} \
-             cpu_s={} cpu_per_gb={} rss_kb={} rss_per_player_kb={}",
+             cpu_s={} cpu_per_gb={} rss_kb={} rss_per_player_kb={} max_gap_ms={:.1}",
             self.players.len(),
             self.connected(),
             errors.len(),
             self.mbps(),
             self.frames(),
             self.lost(),
+            self.repeated(),
             self.lossy_players(),
             self.max_behind(),
             opt(lat.quantile(0.5)),
@@ -639,6 +666,7 @@ impl BenchReport {
             self.server.map_or("nan".into(), |u| u.rss_end_kb.to_string()),
             self.rss_per_player_kb()
                 .map_or("nan".into(), |v| format!("{v:.1}")),
+            self.max_gap_ms(),
         );
         s
     }

@@ -227,6 +227,20 @@ mod tests {
         assert!(matches!(b.recv(), Err(WireError::Closed)));
     }
 
+    /// The fuzz target's seed is a real publisher's state: it decodes and
+    /// restores, and its half message continues.
+    #[test]
+    fn a_publisher_state_restores() {
+        let seed = include_bytes!("../../../fuzz/corpus/handover_state/seed-conn-publisher");
+        let Msg::Conn(c) = decode(seed).unwrap() else {
+            panic!("not a connection")
+        };
+        assert_eq!(c.input, [0x46, 0, 0, 0]);
+        let s = crate::rtmp::Session::import(Default::default(), c.session).unwrap();
+        assert_eq!(s.in_chunk_size(), 4096);
+        assert_eq!(s.bytes_received(), 1000);
+    }
+
     #[test]
     fn headers_are_bounded() {
         assert!(parse_header([0xff, 0xff, 0xff, 0xff, 0]).is_err());
