@@ -27,7 +27,7 @@ impl Installed {
         std::fs::copy(BIN, &exe).unwrap();
         let conf = format!(
             "pid {d}/sluice.pid;
-rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
+rtmp {{ drain_timeout 2s; server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
 http {{ server {{ listen 127.0.0.1:{http}; location /stat {{ rtmp_stat all; }} }} }}",
             d = dir.path().display()
         );
@@ -148,6 +148,9 @@ fn sigusr2_hands_every_connection_to_the_new_binary() {
     // ffmpeg does not leave a live stream that ended (nor on SIGINT then):
     // it stops by itself after 14 s, well after the upgrade.
     let ff = ffmpeg_play(&url, &rec_ff, &["-t", "14"]);
+    // A client stalled in its handshake cannot be moved: it must not hold
+    // the others up (it stays with the old process, which drains it).
+    let stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     // Mid-GOP (a keyframe every second), with everyone streaming.
     std::thread::sleep(Duration::from_millis(3400));
     old.usr2();
@@ -161,9 +164,20 @@ fn sigusr2_hands_every_connection_to_the_new_binary() {
     );
     let log = old.log();
     assert!(
-        log.contains("connections=3 kept=0"),
-        "all three connections move: {log}"
+        log.contains("connections=3 kept=0") && log.contains("left=1"),
+        "the three streaming connections move, the stalled one stays: {log}"
     );
+    let pause: u64 = log
+        .split("pause_ms=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("pause_ms logged");
+    assert!(
+        pause < 3000,
+        "the stalled client held the handover up: {pause} ms"
+    );
+    drop(stalled);
     // The pid file names the new process, the old one exits.
     let new_pid = old.pid_file().expect("pid file");
     assert_ne!(new_pid, old_pid);

@@ -27,6 +27,11 @@ const START: Duration = Duration::from_secs(30);
 /// that does not (a notification still pending, a handshake under way)
 /// stays here and is drained the usual way.
 const PARK: Duration = Duration::from_secs(3);
+/// A connection between commands answers within microseconds; once none
+/// has for this long, the rest are busy, and everyone parked would only
+/// wait for them (a client stalled in its handshake must not pause every
+/// stream for [`PARK`]).
+const QUIET: Duration = Duration::from_millis(250);
 
 /// What to start, and the pid file to rename while both processes run.
 #[derive(Debug, Clone)]
@@ -275,7 +280,8 @@ async fn transfer(
     }
 }
 
-/// Takes replies until `want` came or [`PARK`] passed.
+/// Takes replies until `want` came, [`PARK`] passed, or none came for
+/// [`QUIET`].
 async fn collect(
     rx: &mut mpsc::UnboundedReceiver<Reply>,
     want: usize,
@@ -285,9 +291,10 @@ async fn collect(
     let deadline = Instant::now() + PARK;
     let mut got = 0;
     while got < want {
+        let until = deadline.min(Instant::now() + QUIET);
         let r = tokio::select! {
             r = rx.recv() => r,
-            _ = tokio::time::sleep_until(deadline) => None,
+            _ = tokio::time::sleep_until(until) => None,
         };
         let Some(r) = r else { break };
         got += 1;
