@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::config::NotifyConf;
 use crate::netcall::{Call, Form};
-use crate::node::chain::{CloseStream, Disconnect, Module, RecordDone};
+use crate::node::chain::{CloseStream, Disconnect, Module, PlaylistWritten, RecordDone};
 use crate::node::Shared;
 
 #[derive(Default)]
@@ -48,6 +48,23 @@ fn recorded(shared: &Shared, ev: &RecordDone, url: Option<&str>, name: &'static 
 impl Module for Notify {
     fn name(&self) -> &'static str {
         "notify"
+    }
+
+    /// `on_playlist`: `call=playlist`, `module`, `name` and `path`, after
+    /// the session's fields, as the sergey-dryabzhinsky fork sends it.
+    fn playlist(&self, shared: &Arc<Shared>, ev: &PlaylistWritten) {
+        let n = &ev.app.notify;
+        let Some(url) = &n.on_playlist else { return };
+        let form = ev
+            .session
+            .fields
+            .form()
+            .field("call", "playlist")
+            .field("module", ev.module)
+            .field("name", ev.name)
+            .field("path", &ev.path.display().to_string())
+            .raw(ev.args);
+        shared.netcall.fire(call(n, url, "playlist", form));
     }
 
     /// `publish_done` or `play_done`, then `done`.

@@ -1,6 +1,6 @@
 //! Every real nginx-rtmp configuration in `tests/data/corpus` (see its
 //! SOURCES.md) passes `sluice check`, except where it uses a directive a
-//! later feature brings (HLS variants and keys, DASH, VOD `play`): those
+//! later feature brings (DASH, VOD `play`, RTMPS relays): those
 //! files must fail on such directives and nothing else.
 
 mod common;
@@ -14,21 +14,6 @@ use common::BIN;
 /// Directives of features still to come; a file that uses one is expected
 /// to be refused for it.
 const LATER: &[&str] = &[
-    "hls_variant",
-    "hls_keys",
-    "hls_key_path",
-    "hls_key_url",
-    "hls_fragments_per_key",
-    "hls_continuous",
-    "hls_sync",
-    "hls_muxdelay",
-    "hls_fragment_slicing",
-    "hls_fragment_naming_granularity",
-    "hls_max_audio_delay",
-    "hls_audio_buffer_size",
-    "hls_datetime",
-    "hls_allow_client_cache",
-    "on_playlist",
     "dash",
     "dash_path",
     "dash_fragment",

@@ -47,7 +47,7 @@ fn hls_from_an_ffmpeg_publish_plays_over_http() {
     let hport = free_port();
     let conf = format!(
         "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; hls on; \
-         hls_path {}; hls_fragment 2s; hls_playlist_length 6s; }} }} }}\n\
+         hls_path {}; hls_fragment 2s; hls_playlist_length 6s; hls_continuous off; }} }} }}\n\
          http {{ server {{ listen 127.0.0.1:{hport}; location /hls {{ root {}; }} }} }}\n",
         hls_dir.display(),
         files.path().display()

@@ -119,6 +119,9 @@ pub struct NotifyConf {
     pub on_publish_done: Option<String>,
     pub on_play_done: Option<String>,
     pub on_update: Option<String>,
+    /// `on_playlist` (sergey-dryabzhinsky fork): after each HLS playlist
+    /// write.
+    pub on_playlist: Option<String>,
     pub method: NotifyMethod,
     pub timeout: Duration,
     pub update_timeout: Duration,
@@ -141,6 +144,7 @@ impl NotifyConf {
             on_publish_done: url("on_publish_done"),
             on_play_done: url("on_play_done"),
             on_update: url("on_update"),
+            on_playlist: url("on_playlist"),
             method: if l.raw("notify_method") == Some("get") {
                 NotifyMethod::Get
             } else {
@@ -299,11 +303,32 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         // enforces the rtmp{} one (see README).
         "max_connections" => (MAIN | SRV | APP, Kind::Num),
         "record" => (MAIN | SRV | APP | REC, Kind::Record),
-        "hls" | "hls_nested" | "hls_cleanup" => (MAIN | SRV | APP, Kind::Flag),
-        "hls_path" | "hls_base_url" => (MAIN | SRV | APP, Kind::Str),
-        "hls_fragment" | "hls_max_fragment" | "hls_playlist_length" => {
-            (MAIN | SRV | APP, Kind::Msec)
+        "hls"
+        | "hls_nested"
+        | "hls_cleanup"
+        | "hls_continuous"
+        | "hls_keys"
+        | "hls_allow_client_cache" => (MAIN | SRV | APP, Kind::Flag),
+        "hls_path" | "hls_base_url" | "hls_key_path" | "hls_key_url" => {
+            (MAIN | SRV | APP, Kind::Str)
         }
+        "hls_fragment"
+        | "hls_max_fragment"
+        | "hls_playlist_length"
+        | "hls_sync"
+        | "hls_max_audio_delay" => (MAIN | SRV | APP, Kind::Msec),
+        // Parsed by nginx-rtmp and never used (its PCR delay is fixed).
+        "hls_muxdelay" => (MAIN | SRV | APP, Kind::Inert(1)),
+        "hls_audio_buffer_size" => (MAIN | SRV | APP, Kind::Size),
+        "hls_fragments_per_key" | "hls_fragment_naming_granularity" => {
+            (MAIN | SRV | APP, Kind::Num)
+        }
+        "hls_fragment_slicing" => (MAIN | SRV | APP, Kind::OneOf(&["plain", "aligned"])),
+        "hls_datetime" => (
+            MAIN | SRV | APP,
+            Kind::OneOf(&["none", "system", "timestamp"]),
+        ),
+        "hls_variant" => (MAIN | SRV | APP, Kind::List(1)),
         "hls_fragment_naming" => (
             MAIN | SRV | APP,
             Kind::OneOf(&["sequential", "timestamp", "system"]),
@@ -337,9 +362,8 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         | "gop_max_video_count"
         | "gop_max_audio_count" => (MAIN | SRV | APP, Kind::Inert(1)),
         "on_connect" | "on_disconnect" => (MAIN | SRV, Kind::Url),
-        "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" | "on_update" => {
-            (MAIN | SRV | APP, Kind::Url)
-        }
+        "on_publish" | "on_play" | "on_done" | "on_publish_done" | "on_play_done" | "on_update"
+        | "on_playlist" => (MAIN | SRV | APP, Kind::Url),
         "notify_method" => (MAIN | SRV | APP, Kind::Method),
         "netcall_timeout" | "notify_update_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "notify_update_strict" | "notify_relay_redirect" | "notify_send_redirect" => {
@@ -365,21 +389,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
-    "on_playlist",
-    "hls_muxdelay",
-    "hls_sync",
-    "hls_continuous",
-    "hls_fragment_naming_granularity",
-    "hls_fragment_slicing",
-    "hls_max_audio_delay",
-    "hls_audio_buffer_size",
-    "hls_variant",
-    "hls_keys",
-    "hls_key_path",
-    "hls_key_url",
-    "hls_fragments_per_key",
-    "hls_datetime",
-    "hls_allow_client_cache",
     "dash",
     "dash_path",
     "dash_fragment",
@@ -1137,10 +1146,11 @@ impl Config {
                     }
                 }
                 let hls = l.flag("hls", false).then(|| {
-                    use hls::{HlsConf, Naming};
+                    use hls::{DateTime, HlsConf, HlsKeys, Naming, Slicing, Variant};
                     let fragment = l.msec("hls_fragment", 5_000);
+                    let path: PathBuf = l.raw("hls_path").unwrap_or_default().into();
+                    let d = HlsConf::default();
                     HlsConf {
-                        path: l.raw("hls_path").unwrap_or_default().into(),
                         fragment,
                         max_fragment: l.msec("hls_max_fragment", fragment.as_millis() as u64 * 10),
                         playlist_length: l.msec("hls_playlist_length", 30_000),
@@ -1151,8 +1161,40 @@ impl Config {
                             Some("system") => Naming::System,
                             _ => Naming::Sequential,
                         },
+                        granularity: l.num("hls_fragment_naming_granularity", 0),
                         event: l.raw("hls_type") == Some("event"),
                         base_url: l.raw("hls_base_url").unwrap_or_default().to_owned(),
+                        continuous: l.flag("hls_continuous", true),
+                        slicing: match l.raw("hls_fragment_slicing") {
+                            Some("aligned") => Slicing::Aligned,
+                            _ => Slicing::Plain,
+                        },
+                        variants: l
+                            .list_nearest(&["hls_variant"])
+                            .iter()
+                            .map(|v| Variant {
+                                suffix: v.args[0].clone(),
+                                params: v.args[1..].to_vec(),
+                            })
+                            .collect(),
+                        keys: l.flag("hls_keys", false).then(|| HlsKeys {
+                            path: l.raw("hls_key_path").map_or(path.clone(), PathBuf::from),
+                            url: l.raw("hls_key_url").unwrap_or_default().to_owned(),
+                            per_key: l.num("hls_fragments_per_key", 0),
+                        }),
+                        datetime: match l.raw("hls_datetime") {
+                            Some("system") => DateTime::System,
+                            Some("timestamp") => DateTime::Timestamp,
+                            _ => DateTime::None,
+                        },
+                        allow_cache: l.raw("hls_allow_client_cache").map(|v| v == "on"),
+                        sync: l.msec("hls_sync", d.sync.as_millis() as u64),
+                        max_audio_delay: l
+                            .msec("hls_max_audio_delay", d.max_audio_delay.as_millis() as u64),
+                        audio_buffer_size: l
+                            .size("hls_audio_buffer_size", d.audio_buffer_size as u64)
+                            as usize,
+                        path,
                     }
                 });
                 if hls.as_ref().is_some_and(|h| h.path.as_os_str().is_empty()) {

@@ -14,10 +14,19 @@ use super::ts::VideoCodec;
 use crate::flv::{body, Codec, Media, Packet};
 use crate::live::{Delivery, Frame, FrameKind, Stream};
 
-pub fn spawn(stream: Arc<Stream>, conf: HlsConf, name: String) {
+/// Called after each playlist write, with its path.
+pub type Written = Box<dyn Fn(&Path) + Send + Sync>;
+
+/// Largest playlist `hls_continuous` reads back.
+const PLAYLIST_MAX: u64 = 1 << 20;
+
+pub fn spawn(stream: Arc<Stream>, conf: HlsConf, name: String, written: Written) {
     let (_, mut rx) = stream.subscribe_quiet();
     tokio::spawn(async move {
         let mut seg = Segmenter::new(conf, &name);
+        if let Some(text) = read_small(&seg.playlist_path()).await {
+            seg.restore(&text);
+        }
         let mut ops = Vec::new();
         let mut warned = false;
         let mut skipping = false;
@@ -38,7 +47,7 @@ pub fn spawn(stream: Arc<Stream>, conf: HlsConf, name: String) {
                 }
                 Ok(Delivery::PublishStart) | Ok(Delivery::PublishStop) | Err(RecvError::Closed) => {
                     seg.end(&mut ops);
-                    let _ = run(&mut ops).await;
+                    let _ = run(&mut ops, &written).await;
                     return;
                 }
                 Err(RecvError::Lagged(n)) => {
@@ -50,7 +59,7 @@ pub fn spawn(stream: Arc<Stream>, conf: HlsConf, name: String) {
                     skipping = true;
                 }
             }
-            if let Err(e) = run(&mut ops).await {
+            if let Err(e) = run(&mut ops, &written).await {
                 warn!(stream = name, "hls stopped: {e}");
                 return;
             }
@@ -114,9 +123,10 @@ fn feed(seg: &mut Segmenter, f: &Frame, ops: &mut Vec<HlsOp>) -> Result<(), Stri
 
 /// Writes each file whole under a temporary name and renames it into place,
 /// so web servers and players never read half a segment or playlist.
-async fn run(ops: &mut Vec<HlsOp>) -> std::io::Result<()> {
+async fn run(ops: &mut Vec<HlsOp>, written: &Written) -> std::io::Result<()> {
     for op in ops.drain(..) {
         match op {
+            HlsOp::Playlist(path) => written(&path),
             HlsOp::Write { path, data } => {
                 if let Some(dir) = path.parent() {
                     tokio::fs::create_dir_all(dir).await?;
@@ -131,6 +141,15 @@ async fn run(ops: &mut Vec<HlsOp>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A playlist left on disk, if there is one of a sane size.
+async fn read_small(path: &Path) -> Option<String> {
+    let meta = tokio::fs::metadata(path).await.ok()?;
+    if meta.len() > PLAYLIST_MAX {
+        return None;
+    }
+    tokio::fs::read_to_string(path).await.ok()
 }
 
 fn tmp_name(path: &Path) -> std::path::PathBuf {

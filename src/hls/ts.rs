@@ -35,6 +35,8 @@ pub enum TsError {
     NoAudioConfig,
     #[error("NAL unit length runs past the frame")]
     BadNal,
+    #[error("audio frame of {0} bytes is larger than hls_audio_buffer_size")]
+    AudioTooBig(usize),
 }
 
 /// AAC parameters for ADTS headers.
@@ -268,10 +270,26 @@ impl Muxer {
 
     /// Muxes one raw AAC frame.
     pub fn audio(&mut self, data: &[u8], pts_ms: u64, out: &mut BytesMut) -> Result<(), TsError> {
+        let mut es = Vec::with_capacity(data.len() + 7);
+        self.adts(data, &mut es)?;
+        self.audio_pes(&es, pts_ms * 90, out);
+        Ok(())
+    }
+
+    /// The AAC sample rate, once the configuration is known.
+    pub fn sample_rate(&self) -> Option<u32> {
+        const RATES: [u32; 13] = [
+            96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+        ];
+        self.aac
+            .and_then(|a| RATES.get(a.freq_index as usize).copied())
+    }
+
+    /// One raw AAC frame with its ADTS header, appended to `es`.
+    pub fn adts(&self, data: &[u8], es: &mut Vec<u8>) -> Result<(), TsError> {
         let a = self.aac.ok_or(TsError::NoAudioConfig)?;
         let len = data.len() + 7;
         let profile = a.object_type.saturating_sub(1) & 3;
-        let mut es = Vec::with_capacity(len);
         es.extend_from_slice(&[
             0xff,
             0xf1,
@@ -282,9 +300,13 @@ impl Muxer {
             0xfc,
         ]);
         es.extend_from_slice(data);
-        let random = self.video.is_none();
-        self.pes(PID_AUDIO, 0xc0, &es, pts_ms * 90, None, random, out);
         Ok(())
+    }
+
+    /// One audio PES packet of ADTS frames at `pts` (90 kHz).
+    pub fn audio_pes(&mut self, es: &[u8], pts: u64, out: &mut BytesMut) {
+        let random = self.video.is_none();
+        self.pes(PID_AUDIO, 0xc0, es, pts, None, random, out);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -132,6 +132,18 @@ pub struct RecordDone<'a> {
     pub path: &'a Path,
 }
 
+/// A playlist was rewritten (HLS: after each segment), for `on_playlist`
+/// (sergey-dryabzhinsky's fork).
+pub struct PlaylistWritten<'a> {
+    pub session: &'a Session,
+    pub app: &'a AppConf,
+    pub name: &'a str,
+    pub args: &'a str,
+    /// `hls` (or `dash`).
+    pub module: &'static str,
+    pub path: &'a Path,
+}
+
 /// A feature. Every handler has a default that does nothing.
 pub trait Module: Send + Sync + 'static {
     /// For logs and for [`Chain::get`].
@@ -150,6 +162,7 @@ pub trait Module: Send + Sync + 'static {
     /// A recorder opened a file (the sergey-dryabzhinsky fork's
     /// `on_record_started` and `exec_record_started`).
     fn record_started(&self, _shared: &Arc<Shared>, _ev: &RecordDone) {}
+    fn playlist(&self, _shared: &Arc<Shared>, _ev: &PlaylistWritten) {}
     /// Every stream has ended (drain or shutdown): release what outlives
     /// streams (child processes, open files). The server waits for the
     /// returned tasks (a bounded time) before it exits.
@@ -217,6 +230,10 @@ impl Chain {
         self.modules
             .iter()
             .for_each(|m| m.record_started(shared, ev));
+    }
+
+    pub fn playlist(&self, shared: &Arc<Shared>, ev: &PlaylistWritten) {
+        self.modules.iter().for_each(|m| m.playlist(shared, ev));
     }
 
     /// Stops every module, waiting at most `limit` for what they release.
