@@ -152,8 +152,13 @@ async fn read_small(path: &Path) -> Option<String> {
     tokio::fs::read_to_string(path).await.ok()
 }
 
+/// A temporary name unique to this write: the renditions of a ladder each
+/// rewrite the same master playlist, and must not rename each other's
+/// half-written file.
 fn tmp_name(path: &Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
+    s.push(format!(".{n}.tmp"));
     s.into()
 }
