@@ -36,8 +36,8 @@ fi
 FFMPEG9="$(ffmpeg9)"
 export FFMPEG9
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-    echo "installing: npm packages in tests/browser (hls.js, mpegts.js, playwright-core)"
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/dashjs ]; then
+    echo "installing: npm packages in tests/browser (hls.js, mpegts.js, dash.js, playwright-core)"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -13,6 +13,7 @@ pub fn all() -> Chain {
         Arc::new(crate::notify::Notify),
         Arc::new(crate::record::Record::default()),
         Arc::new(crate::hls::Hls),
+        Arc::new(crate::dash::Dash),
         Arc::new(crate::relay::Relays::default()),
         Arc::new(crate::split::Split),
         Arc::new(crate::exec::Exec::default()),

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod access_log;
 pub mod cluster;
+pub mod dash;
 pub mod exec;
 pub mod hls;
 pub mod http;
@@ -226,6 +227,8 @@ pub struct AppConf {
     pub recorders: Vec<RecorderConf>,
     /// `hls on`: segments and a playlist under `hls_path`.
     pub hls: Option<hls::HlsConf>,
+    /// `dash on`: fMP4 fragments and an MPD under `dash_path`.
+    pub dash: Option<dash::DashConf>,
     /// `multitrack_split` (Sluice): the name suffix of each video track
     /// (by track id) of a multitrack publish, served as its own stream;
     /// `None` when off.
@@ -329,6 +332,13 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
             Kind::OneOf(&["none", "system", "timestamp"]),
         ),
         "hls_variant" => (MAIN | SRV | APP, Kind::List(1)),
+        "dash" | "dash_cleanup" | "dash_nested" => (MAIN | SRV | APP, Kind::Flag),
+        "dash_path" | "dash_clock_helper_uri" => (MAIN | SRV | APP, Kind::Str),
+        "dash_fragment" | "dash_playlist_length" => (MAIN | SRV | APP, Kind::Msec),
+        "dash_clock_compensation" => (
+            MAIN | SRV | APP,
+            Kind::OneOf(&["off", "ntp", "http_head", "http_iso"]),
+        ),
         "hls_fragment_naming" => (
             MAIN | SRV | APP,
             Kind::OneOf(&["sequential", "timestamp", "system"]),
@@ -389,14 +399,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
-    "dash",
-    "dash_path",
-    "dash_fragment",
-    "dash_playlist_length",
-    "dash_cleanup",
-    "dash_nested",
-    "dash_clock_compensation",
-    "dash_clock_helper_uri",
     "rtmp_relay_ssl_trusted_certificate",
     "play",
     "play_temp_path",
@@ -1206,6 +1208,36 @@ impl Config {
                         ),
                     ));
                 }
+                let dash = l.flag("dash", false).then(|| dash::DashConf {
+                    path: l.raw("dash_path").unwrap_or_default().into(),
+                    fragment: l.msec("dash_fragment", 5_000),
+                    playlist_length: l.msec("dash_playlist_length", 30_000),
+                    cleanup: l.flag("dash_cleanup", true),
+                    nested: l.flag("dash_nested", false),
+                    clock: match l.raw("dash_clock_compensation") {
+                        Some("ntp") => Some("ntp"),
+                        Some("http_head") => Some("http-head"),
+                        Some("http_iso") => Some("http-iso"),
+                        _ => None,
+                    }
+                    .map(|s| {
+                        (
+                            s,
+                            l.raw("dash_clock_helper_uri")
+                                .unwrap_or_default()
+                                .to_owned(),
+                        )
+                    }),
+                });
+                if dash.as_ref().is_some_and(|d| d.path.as_os_str().is_empty()) {
+                    it.errors.push(err(
+                        &ad.pos,
+                        format!(
+                            "application \"{}\" has \"dash on\" but no \"dash_path\"",
+                            ad.args[0]
+                        ),
+                    ));
+                }
                 let drop_idle = l.msec("drop_idle_publisher", 0);
                 let kill_signal = l
                     .raw("exec_kill_signal")
@@ -1247,6 +1279,7 @@ impl Config {
                         .unwrap_or_default(),
                     recorders,
                     hls,
+                    dash,
                     relay,
                     split: match l.all("multitrack_split") {
                         None => None,
@@ -1460,10 +1493,10 @@ mod tests {
             "{e:?}"
         );
         let e = errors(
-            "rtmp {\n server {\n  application x {\n   live on;\n   dash on;\n   push rtmp://a/b static;\n  }\n }\n}\n",
+            "rtmp {\n server {\n  application x {\n   live on;\n   play /var/vod;\n   push rtmp://a/b static;\n  }\n }\n}\n",
         );
         assert!(
-            e[0].starts_with("f.conf:5: nginx-rtmp directive \"dash\" is not implemented"),
+            e[0].starts_with("f.conf:5: nginx-rtmp directive \"play\" is not implemented"),
             "{e:?}"
         );
         assert_eq!(
@@ -1474,6 +1507,11 @@ mod tests {
         assert_eq!(
             e,
             vec!["f.conf:3: application \"x\" has \"hls on\" but no \"hls_path\""]
+        );
+        let e = errors("rtmp {\n server {\n  application x {\n   dash on;\n  }\n }\n}\n");
+        assert_eq!(
+            e,
+            vec!["f.conf:3: application \"x\" has \"dash on\" but no \"dash_path\""]
         );
         let e = errors(
             "rtmp {\n max_connections 5;\n server {\n  listen 1935;\n  max_connections 4;\n }\n}\n",
