@@ -136,6 +136,28 @@ fn dash_from_ffmpeg_plays_in_ffprobe_dash_js_and_decodes_whole() {
         text.contains("media=\"cam-$Time$.m4v\"") && text.contains("<S t="),
         "{text}"
     );
+    // ffmpeg plays the live MPD over HTTP, without an error.
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            &mpd,
+            "-t",
+            "3",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "decode errors");
     let played = play(&format!(
         "http://127.0.0.1:{http}/page/index.html?kind=dash&src={mpd}"
     ));

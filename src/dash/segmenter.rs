@@ -54,6 +54,8 @@ struct TrackState {
     bytes: usize,
     /// The duration of the last sample written, for the next last one.
     last_duration: u32,
+    /// A keyframe came: video samples are taken from it on.
+    keyed: bool,
 }
 
 /// A fragment in the timeline: start and duration, in ms.
@@ -143,6 +145,7 @@ impl Segmenter {
                     samples: Vec::new(),
                     bytes: 0,
                     last_duration: 40,
+                    keyed: false,
                 })
             }
         }
@@ -167,6 +170,7 @@ impl Segmenter {
                     samples: Vec::new(),
                     bytes: 0,
                     last_duration: 23,
+                    keyed: true,
                 })
             }
         }
@@ -190,6 +194,11 @@ impl Segmenter {
             return;
         }
         if let Some(v) = self.video.as_mut() {
+            if !v.keyed && !key {
+                // Nothing decodes before the first keyframe.
+                return;
+            }
+            v.keyed = true;
             v.bytes += data.len();
             v.samples.push(Pending {
                 data,
@@ -224,11 +233,8 @@ impl Segmenter {
     fn update(&mut self, mut boundary: bool, ts: u64, wall_ms: u64, ops: &mut Vec<DashOp>) {
         let has_video = self.video.is_some();
         if self.open.is_none() {
-            // The first fragment starts at a video keyframe (with video),
-            // or at once.
-            if has_video && !boundary {
-                return;
-            }
+            // The first fragment opens with the first frame, as nginx-rtmp's
+            // (its video starts at the first keyframe: see `video`).
             if self.start_wall == 0 {
                 self.start_wall = wall_ms;
             }
@@ -349,20 +355,10 @@ impl Segmenter {
         }
     }
 
-    /// Publishing ended: the last fragment and the manifest.
+    /// Publishing ended: the last fragment, up to the last frame's
+    /// timestamp (as nginx-rtmp measures it), and the manifest.
     pub fn end(&mut self, last_ts: u64, wall_ms: u64, ops: &mut Vec<DashOp>) {
-        let end = [&self.video, &self.audio]
-            .iter()
-            .filter_map(|t| {
-                t.as_ref()?
-                    .samples
-                    .last()
-                    .map(|s| s.dts + t.as_ref().map_or(0, |t| t.last_duration as u64))
-            })
-            .max()
-            .unwrap_or(last_ts)
-            .max(last_ts);
-        self.close(end, wall_ms, ops);
+        self.close(last_ts, wall_ms, ops);
     }
 
     /// The MPD, as nginx-rtmp writes it.
