@@ -41,6 +41,12 @@ impl Connection {
     /// Closes the armed publish or play: the chain hears `close_stream`
     /// (the notify module's `publish_done`/`play_done` and `done`).
     pub(super) fn fire_done(&mut self) {
+        self.close_armed(false);
+    }
+
+    /// The same, `moved` when the session goes on in a new process (binary
+    /// upgrade): modules stop their work without a `*_done`.
+    pub(super) fn close_armed(&mut self, moved: bool) {
         self.update = None;
         let Some(a) = self.armed.take() else { return };
         let Some(c) = &self.connected else { return };
@@ -54,7 +60,7 @@ impl Connection {
             started: a.started,
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out(),
-            moved: false,
+            moved,
         };
         self.shared.modules.close_stream(&self.shared, &ev);
     }
@@ -62,6 +68,11 @@ impl Connection {
     /// The connection closed: the chain hears `disconnect`, connected or
     /// not.
     pub(super) fn fire_disconnect(&mut self) {
+        self.announce_disconnect(false);
+    }
+
+    /// The same, `moved` as in [`Self::close_armed`].
+    pub(super) fn announce_disconnect(&mut self, moved: bool) {
         let session = self.chain_session();
         let ev = Disconnect {
             session: &session,
@@ -70,7 +81,7 @@ impl Connection {
             bytes_in: self.session.bytes_received(),
             bytes_out: self.bytes_out(),
             duration: self.started_at().elapsed(),
-            moved: false,
+            moved,
         };
         self.shared.modules.disconnect(&self.shared, &ev);
     }

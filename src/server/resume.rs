@@ -23,7 +23,7 @@ use super::socket::Socket;
 use super::Shared;
 use crate::live::frame::FrameKind;
 use crate::live::StreamKey;
-use crate::node::chain::{CloseStream, Disconnect, Play, Publish};
+use crate::node::chain::{Play, Publish};
 use crate::node::handover::{
     ArmedState, ConnState, ConnectedState, PlayingState, PublishingState, Reply,
 };
@@ -144,21 +144,7 @@ impl Connection {
     /// Modules still hear it, marked as moved, so recorders and pushes stop.
     pub(super) fn moved(mut self) {
         self.publish_counters();
-        let session = self.chain_session();
-        if let (Some(a), Some(c)) = (self.armed.take(), &self.connected) {
-            let ev = CloseStream {
-                session: &session,
-                app: &c.app,
-                name: &a.name,
-                args: &a.args,
-                publish: a.publish,
-                started: a.started,
-                bytes_in: self.session.bytes_received(),
-                bytes_out: self.bytes_out(),
-                moved: true,
-            };
-            self.shared.modules.close_stream(&self.shared, &ev);
-        }
+        self.close_armed(true);
         if let Some(p) = self.publishing.take() {
             p.stream.unpublish(self.id);
             self.shared.registry.release(&p.key);
@@ -168,16 +154,7 @@ impl Connection {
             drop(p.rx);
             self.shared.registry.release(&p.key);
         }
-        let ev = Disconnect {
-            session: &session,
-            app: self.connected.as_ref().map(|c| &c.app),
-            args: self.connected.as_ref().map_or("", |c| c.args.as_str()),
-            bytes_in: self.session.bytes_received(),
-            bytes_out: self.bytes_out(),
-            duration: self.started_at().elapsed(),
-            moved: true,
-        };
-        self.shared.modules.disconnect(&self.shared, &ev);
+        self.announce_disconnect(true);
         self.shared.stats.unregister(self.id);
         self.shared.drain.unregister(self.id);
         self.shared
