@@ -48,3 +48,4 @@ pub mod server;
 pub mod split;
 pub mod stats;
 pub mod telemetry;
+pub mod vod;

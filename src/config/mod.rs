@@ -15,6 +15,7 @@ pub mod dash;
 pub mod exec;
 pub mod hls;
 pub mod http;
+pub mod play;
 pub mod relay;
 pub mod syntax;
 mod units;
@@ -239,6 +240,8 @@ pub struct AppConf {
     pub access_log: Vec<access_log::AccessLog>,
     /// `push`, `pull` and their settings.
     pub relay: RelayConf,
+    /// `play`: video-on-demand locations.
+    pub play: play::PlayConf,
 }
 
 /// The relay directives of one application.
@@ -391,6 +394,8 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "respawn_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
         "access_log" => (MAIN | SRV | APP, Kind::List(1)),
+        "play" => (MAIN | SRV | APP, Kind::List(1)),
+        "play_temp_path" | "play_local_path" => (MAIN | SRV | APP, Kind::Str),
         "log_format" => (MAIN | SRV | APP, Kind::List(2)),
         _ => return None,
     })
@@ -400,9 +405,6 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 /// implement yet. Using one is an error naming it, never a silent no-op.
 const NOT_YET: &[&str] = &[
     "rtmp_relay_ssl_trusted_certificate",
-    "play",
-    "play_temp_path",
-    "play_local_path",
 ];
 
 /// Values of one scope, by directive name, and the directives that may be
@@ -1246,6 +1248,19 @@ impl Config {
                 exec_statics.extend(exec::statics(&app.lists));
                 let lines = l.list_nearest(&["access_log"]);
                 let access_log = access_log::logs(&lines, &formats, &mut it.errors);
+                let play_lines = l.list_all(&["play"]);
+                let play = play::PlayConf {
+                    entries: play::entries(&play_lines).unwrap_or_else(|(i, e)| {
+                        it.errors
+                            .push(err(&play_lines[i].pos, format!("{e} in \"play\" directive")));
+                        Vec::new()
+                    }),
+                    temp_path: l.raw("play_temp_path").unwrap_or("/tmp").into(),
+                    local_path: l
+                        .raw("play_local_path")
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from),
+                };
                 apps.push(AppConf {
                     access_log,
                     exec: exec::build(&l, kill_signal),
@@ -1281,6 +1296,7 @@ impl Config {
                     hls,
                     dash,
                     relay,
+                    play,
                     split: match l.all("multitrack_split") {
                         None => None,
                         Some([off]) if off == "off" => None,
