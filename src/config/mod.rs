@@ -403,9 +403,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
-const NOT_YET: &[&str] = &[
-    "rtmp_relay_ssl_trusted_certificate",
-];
+const NOT_YET: &[&str] = &["rtmp_relay_ssl_trusted_certificate"];
 
 /// Values of one scope, by directive name, and the directives that may be
 /// given more than once (`exec_push`, `access_log`...), in order.
@@ -1251,8 +1249,10 @@ impl Config {
                 let play_lines = l.list_all(&["play"]);
                 let play = play::PlayConf {
                     entries: play::entries(&play_lines).unwrap_or_else(|(i, e)| {
-                        it.errors
-                            .push(err(&play_lines[i].pos, format!("{e} in \"play\" directive")));
+                        it.errors.push(err(
+                            &play_lines[i].pos,
+                            format!("{e} in \"play\" directive"),
+                        ));
                         Vec::new()
                     }),
                     temp_path: l.raw("play_temp_path").unwrap_or("/tmp").into(),

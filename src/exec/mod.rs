@@ -150,7 +150,7 @@ impl Module for Exec {
             run_all(&conf.play, name, "play", &session_vars(ev.session, &extra));
         }
         let cmds: Vec<&ExecCmd> = conf.pull.iter().filter(|c| c.applies_to(name)).collect();
-        if cmds.is_empty() {
+        if cmds.is_empty() || ev.stream.is_none() {
             return;
         }
         let mut pulls = lock(&self.pulls);

@@ -68,7 +68,9 @@ pub struct Publish<'a> {
 pub struct Play<'a> {
     pub session: &'a Session,
     pub key: &'a StreamKey,
-    pub stream: &'a Arc<Stream>,
+    /// The live stream joined; `None` for a video-on-demand play of a file
+    /// (`play` locations), which no pull or `exec_pull` should feed.
+    pub stream: Option<&'a Arc<Stream>>,
     pub app: &'a AppConf,
     pub args: &'a str,
     /// Whether the stream had a publisher when the player joined.

@@ -72,6 +72,9 @@ impl Module for Relays {
     /// A player joined: pull the stream when it is not published here, or
     /// when on_play redirected it.
     fn play(&self, shared: &Arc<Shared>, ev: &Play) {
+        if ev.stream.is_none() {
+            return; // a file: nothing to pull
+        }
         if !ev.published || ev.redirect.is_some() {
             Self::pull_for_player(shared, ev.app, ev.key, ev.redirect);
         }

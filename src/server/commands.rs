@@ -208,8 +208,16 @@ impl Connection {
                 }
                 Ok(())
             }
+            "seek" => {
+                let ms = cmd.arg_f64(0).unwrap_or(0.0);
+                self.vod_seek(ms);
+                Ok(())
+            }
             "pause" | "pauseRaw" => {
                 let pause = cmd.args.first().is_none_or(Amf::truthy);
+                if self.vod_pause(pause) {
+                    return Ok(());
+                }
                 if let Some(p) = self.playing.as_mut() {
                     let sid = p.stream_id;
                     if pause {
@@ -569,7 +577,7 @@ impl Connection {
             .as_ref()
             .map(|c| c.app.clone())
             .ok_or_else(|| close(Cause::Protocol, "no app"))?;
-        if !app.live || name.is_empty() {
+        if (!app.live && !app.play.is_vod()) || name.is_empty() {
             self.status(
                 stream_id,
                 "error",
@@ -591,7 +599,10 @@ impl Connection {
             return Ok(());
         }
         self.stop_playing();
+        self.stop_vod(false);
         self.fire_done();
+        // nginx-rtmp: a negative start (live) plays a file from its start.
+        self.play_start = cmd.arg_f64(1).filter(|s| *s > 0.0).unwrap_or(0.0) as u64;
         self.armed = Some(Armed {
             publish: false,
             started: false,
@@ -612,8 +623,23 @@ impl Connection {
         Ok(())
     }
 
-    /// Completes `play` once access and on_play allowed it.
+    /// Completes `play` once access and on_play allowed it: a file when
+    /// the application has `play` locations, else the live stream.
     pub(super) fn finish_play(
+        &mut self,
+        stream_id: u32,
+        name: String,
+        args: String,
+    ) -> Result<(), Close> {
+        let vod = self.connected.as_ref().is_some_and(|c| c.app.play.is_vod());
+        if vod {
+            return self.start_vod(stream_id, name, args);
+        }
+        self.finish_live_play(stream_id, name, args)
+    }
+
+    /// Joins the live stream `name`.
+    pub(super) fn finish_live_play(
         &mut self,
         stream_id: u32,
         name: String,
@@ -680,7 +706,7 @@ impl Connection {
         let ev = Play {
             session: &session,
             key: &key,
-            stream: &stream,
+            stream: Some(&stream),
             app: &app,
             args: &args,
             published: snap.publishing,
@@ -776,6 +802,9 @@ impl Connection {
             .is_some_and(|p| p.stream_id == stream_id)
         {
             self.stop_playing();
+        }
+        if self.vod.as_ref().is_some_and(|v| v.stream_id == stream_id) {
+            self.stop_vod(true);
         }
     }
 

@@ -156,6 +156,15 @@ pub struct Connection {
     /// A binary upgrade asked this connection to move (see
     /// `server::handover`): it does at its next command boundary.
     pub handover: Option<crate::node::handover::Collector>,
+    /// A play of a file (`play` locations).
+    pub vod: Option<super::vod::VodPlay>,
+    /// The client's buffer length (`SetBufferLength`, else `buflen`), ms:
+    /// how far ahead of real time a file is sent.
+    pub buflen: u64,
+    /// `play`'s start argument, ms, for the VOD play it starts.
+    pub play_start: u64,
+    /// Timestamp of the last VOD message sent (for /stat and on_update).
+    pub vod_ts: u32,
 }
 
 impl Connection {
@@ -169,6 +178,7 @@ impl Connection {
         };
         let now = Instant::now();
         let keepalive = Keepalive::new(core.ping, core.ping_timeout, core.timeout, now);
+        let buflen = core.buflen.as_millis() as u64;
         Connection {
             id,
             addr,
@@ -197,8 +207,12 @@ impl Connection {
             last_tick: now,
             role: ("none", String::new()),
             config,
+            buflen,
             shared,
             handover: None,
+            vod: None,
+            play_start: 0,
+            vod_ts: 0,
         }
     }
 
@@ -329,6 +343,7 @@ impl Connection {
                 Readable(std::io::Result<()>),
                 Delivery(Result<Delivery, RecvError>),
                 Answer(Answer),
+                Vod(super::vod::VodEv),
                 Signal,
                 Tick,
             }
@@ -342,6 +357,7 @@ impl Connection {
                 r = sock.readable(), if can_read => Ev::Readable(r),
                 d = next_delivery(&mut self.playing) => Ev::Delivery(d),
                 a = pending_answer(&mut self.pending) => Ev::Answer(a),
+                v = super::vod::next_vod(&mut self.vod, self.buflen) => Ev::Vod(v),
                 _ = self.mailbox.notify.notified() => Ev::Signal,
                 _ = tick.tick() => Ev::Tick,
             };
@@ -385,6 +401,7 @@ impl Connection {
                     }
                     self.process_input()?;
                 }
+                Ev::Vod(v) => self.on_vod(v)?,
                 Ev::Signal => {
                     for sig in self.mailbox.take() {
                         self.on_signal(sig)?;
@@ -500,6 +517,9 @@ impl Connection {
                 ..
             } => self.on_data(timestamp, stream_id, values)?,
             Message::GoAway => debug!(id = self.id, "ignoring Go Away from a client"),
+            Message::UserControl(crate::rtmp::UserControl::SetBufferLength { ms, .. }) => {
+                self.buflen = ms as u64;
+            }
             _ => {}
         }
         Ok(())
@@ -526,6 +546,9 @@ impl Connection {
         if let Some(p) = &self.playing {
             c.dropped = p.filter.dropped;
             c.timestamp = p.last_ts;
+        }
+        if self.vod.is_some() {
+            c.timestamp = self.vod_ts;
         }
         if let Some(p) = &self.publishing {
             [c.audio, c.video] = p.track_bytes;

@@ -16,6 +16,7 @@ mod listen;
 pub mod reload;
 mod resume;
 mod socket;
+mod vod;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -42,7 +42,9 @@ impl Connection {
             id: s.id,
             stream: s.playing.as_ref().map(|p| p.key.clone()),
         };
-        if self.playing.is_some() != c.players || self.session.has_pending() {
+        // A file's play is not handed over: it ends in this process (see
+        // the README's upgrade section).
+        if self.playing.is_some() != c.players || self.session.has_pending() || self.vod.is_some() {
             let _ = c.tx.send(skip(self));
             return Ok(false);
         }
@@ -291,7 +293,7 @@ impl Connection {
                 let ev = Play {
                     session: &session,
                     key: &key,
-                    stream: &stream,
+                    stream: Some(&stream),
                     app: &c.app,
                     args: &args,
                     published: stream.is_publishing(),
@@ -323,7 +325,7 @@ impl Connection {
         Ok(conn)
     }
 
-    fn key_for(&self, name: &str) -> StreamKey {
+    pub(super) fn key_for(&self, name: &str) -> StreamKey {
         StreamKey {
             server: self.server,
             app: self

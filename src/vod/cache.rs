@@ -63,5 +63,8 @@ pub fn get(path: &Path, src: &FileSource, format: Format) -> Result<Arc<Index>, 
 
 /// Indexes alive, for tests and /stat.
 pub fn live_indexes() -> usize {
-    lock().values().filter(|(_, w)| w.strong_count() > 0).count()
+    lock()
+        .values()
+        .filter(|(_, w)| w.strong_count() > 0)
+        .count()
 }

@@ -75,11 +75,17 @@ pub async fn fetch(
         }
     };
     if !resp.status().is_success() {
-        info!(url, status = resp.status().as_u16(), "play: remote has no such file");
+        info!(
+            url,
+            status = resp.status().as_u16(),
+            "play: remote has no such file"
+        );
         return Ok(None);
     }
     if resp.content_length().is_some_and(|l| l > MAX_FETCH) {
-        return Err(VodError::Format(format!("play: remote file larger than {MAX_FETCH} bytes")));
+        return Err(VodError::Format(format!(
+            "play: remote file larger than {MAX_FETCH} bytes"
+        )));
     }
     let tmp = temp_dir.join(format!(
         "sluice-vod.{}.{}",
@@ -102,7 +108,9 @@ pub async fn fetch(
             };
             got += chunk.len() as u64;
             if got > MAX_FETCH {
-                return Err(VodError::Format(format!("play: remote file larger than {MAX_FETCH} bytes")));
+                return Err(VodError::Format(format!(
+                    "play: remote file larger than {MAX_FETCH} bytes"
+                )));
             }
             // Small writes to a local file: not worth a blocking thread each.
             file.write_all(&chunk)?;

@@ -69,7 +69,10 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Index, VodError> {
         let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
         let body = off + 11;
         if body + size as u64 > len {
-            warn!(offset = off, size, len, "flv: last tag truncated, played up to it");
+            warn!(
+                offset = off,
+                size, len, "flv: last tag truncated, played up to it"
+            );
             break;
         }
         let filtered = h[0] & 0x20 != 0;
@@ -104,8 +107,13 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Index, VodError> {
                 } else {
                     (AUDIO, flv::audio_info(seen))
                 };
-                let (key, config) = info.map_or((false, false), |i| (i.keyframe, i.sequence_header));
-                let kind = if track == VIDEO { Kind::Video } else { Kind::Audio };
+                let (key, config) =
+                    info.map_or((false, false), |i| (i.keyframe, i.sequence_header));
+                let kind = if track == VIDEO {
+                    Kind::Video
+                } else {
+                    Kind::Audio
+                };
                 if config && !have_header[track as usize] {
                     have_header[track as usize] = true;
                     ix.headers.push((kind, read_whole()?));
@@ -212,7 +220,10 @@ mod tests {
 
     #[test]
     fn truncated_and_garbage() {
-        let f = file(&[(TAG_VIDEO, 0, &[0x17, 1, 0, 0, 0, 9]), (TAG_VIDEO, 40, &[0x27, 1, 0, 0, 0, 9])]);
+        let f = file(&[
+            (TAG_VIDEO, 0, &[0x17, 1, 0, 0, 0, 9]),
+            (TAG_VIDEO, 40, &[0x27, 1, 0, 0, 0, 9]),
+        ]);
         let ix = index(&f[..f.len() - 6]).unwrap();
         assert_eq!(ix.samples.len(), 1);
         assert!(index(&b"FLV"[..]).is_err());

@@ -95,7 +95,9 @@ impl Index {
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                s.key && (!has_video || self.tracks.get(s.track as usize).map(|t| t.kind) == Some(Kind::Video))
+                s.key
+                    && (!has_video
+                        || self.tracks.get(s.track as usize).map(|t| t.kind) == Some(Kind::Video))
             })
             .map(|(i, _)| i as u32)
             .collect();
@@ -149,7 +151,9 @@ impl Index {
     }
 
     pub fn kind(&self, s: &Sample) -> Kind {
-        self.tracks.get(s.track as usize).map_or(Kind::Data, |t| t.kind)
+        self.tracks
+            .get(s.track as usize)
+            .map_or(Kind::Data, |t| t.kind)
     }
 }
 

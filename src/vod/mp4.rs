@@ -224,7 +224,9 @@ fn trak(
         Some(1) => (be32(mdhd, 20), be64(mdhd, 24)),
         _ => (be32(mdhd, 12), be32(mdhd, 16).map(u64::from)),
     };
-    let timescale = timescale.filter(|&t| t > 0).ok_or_else(|| fmt("mp4: mdhd without timescale"))?;
+    let timescale = timescale
+        .filter(|&t| t > 0)
+        .ok_or_else(|| fmt("mp4: mdhd without timescale"))?;
     let ms = |t: u64| (t as u128 * 1000 / timescale as u128).min(u32::MAX as u128) as u64;
     let stbl = child(mdia, b"minf")?
         .map(|m| child(m, b"stbl"))
@@ -242,21 +244,39 @@ fn trak(
         let fixed = be32(stsz, 4).ok_or_else(|| fmt("mp4: short stsz"))?;
         let count = be32(stsz, 8).ok_or_else(|| fmt("mp4: short stsz"))? as usize;
         if fixed == 0 && stsz.len().saturating_sub(12) / 4 < count {
-            return bad(format!("mp4: stsz claims {count} sizes in {} bytes", stsz.len()));
+            return bad(format!(
+                "mp4: stsz claims {count} sizes in {} bytes",
+                stsz.len()
+            ));
         }
-        (Sizes::Stsz { fixed, table: stsz.get(12..).unwrap_or_default() }, count)
+        (
+            Sizes::Stsz {
+                fixed,
+                table: stsz.get(12..).unwrap_or_default(),
+            },
+            count,
+        )
     } else if let Some(stz2) = child(stbl, b"stz2")? {
         let field = *stz2.get(7).ok_or_else(|| fmt("mp4: short stz2"))?;
         let count = be32(stz2, 8).ok_or_else(|| fmt("mp4: short stz2"))? as usize;
         if !matches!(field, 4 | 8 | 16) || (stz2.len() - 12) * 8 / (field as usize) < count {
             return bad("mp4: bad stz2");
         }
-        (Sizes::Stz2 { field, table: &stz2[12..] }, count)
+        (
+            Sizes::Stz2 {
+                field,
+                table: &stz2[12..],
+            },
+            count,
+        )
     } else {
         return bad("mp4: track without stsz");
     };
     if out.len() + count > MAX_SAMPLES {
-        return bad(format!("mp4: {} samples (limit {MAX_SAMPLES})", out.len() + count));
+        return bad(format!(
+            "mp4: {} samples (limit {MAX_SAMPLES})",
+            out.len() + count
+        ));
     }
     if count == 0 {
         return Ok(None);
@@ -271,7 +291,10 @@ fn trak(
     let chunks = be32(co, 4).ok_or_else(|| fmt("mp4: short stco"))? as usize;
     let width = if wide { 8 } else { 4 };
     if (co.len() - 8) / width < chunks {
-        return bad(format!("mp4: stco claims {chunks} chunks in {} bytes", co.len()));
+        return bad(format!(
+            "mp4: stco claims {chunks} chunks in {} bytes",
+            co.len()
+        ));
     }
     let chunk_offset = |c: usize| {
         if wide {
@@ -301,7 +324,8 @@ fn trak(
     let mut n = 0usize;
     'chunks: for c in 0..chunks {
         // The run of stsc covering chunk c (1-based in the file).
-        while run + 1 < runs && be32(stsc, 8 + (run + 1) * 12).unwrap_or(u32::MAX) as usize <= c + 1 {
+        while run + 1 < runs && be32(stsc, 8 + (run + 1) * 12).unwrap_or(u32::MAX) as usize <= c + 1
+        {
             run += 1;
         }
         let per_chunk = be32(stsc, 8 + run * 12 + 4).unwrap_or(0) as u64;
@@ -311,8 +335,13 @@ fn trak(
                 break 'chunks;
             }
             let size = sizes.get(n);
-            if pos.checked_add(size as u64).is_none_or(|end| end > file_len) {
-                return bad(format!("mp4: sample {n} of track {id} lies beyond the end of the file"));
+            if pos
+                .checked_add(size as u64)
+                .is_none_or(|end| end > file_len)
+            {
+                return bad(format!(
+                    "mp4: sample {n} of track {id} lies beyond the end of the file"
+                ));
             }
             while stts_left == 0 && stts_i < stts_n {
                 stts_left = be32(stts, 8 + stts_i * 8).unwrap_or(0) as u64;
@@ -330,7 +359,9 @@ fn trak(
             }
             let key = match (stss, stss_n) {
                 (Some(ss), Some(sn)) => {
-                    while next_sync < sn && (be32(ss, 8 + next_sync * 4).unwrap_or(0) as usize) < n + 1 {
+                    while next_sync < sn
+                        && (be32(ss, 8 + next_sync * 4).unwrap_or(0) as usize) < n + 1
+                    {
                         next_sync += 1;
                     }
                     next_sync < sn && be32(ss, 8 + next_sync * 4).unwrap_or(0) as usize == n + 1
@@ -353,9 +384,13 @@ fn trak(
         }
     }
     if n < count {
-        return bad(format!("mp4: track {id}: chunks hold {n} of {count} samples"));
+        return bad(format!(
+            "mp4: track {id}: chunks hold {n} of {count} samples"
+        ));
     }
-    meta.duration_ms = meta.duration_ms.max(out[first..].last().map_or(0, |s| s.ts as u64));
+    meta.duration_ms = meta
+        .duration_ms
+        .max(out[first..].last().map_or(0, |s| s.ts as u64));
     Ok(Some((Track { kind, codec }, header)))
 }
 
@@ -367,7 +402,10 @@ fn fmt(msg: &str) -> VodError {
 fn table(b: &[u8], entry: usize, name: &str) -> Result<usize, VodError> {
     let n = be32(b, 4).ok_or_else(|| fmt("mp4: short table"))? as usize;
     if b.len().saturating_sub(8) / entry < n {
-        return bad(format!("mp4: {name} claims {n} entries in {} bytes", b.len()));
+        return bad(format!(
+            "mp4: {name} claims {n} entries in {} bytes",
+            b.len()
+        ));
     }
     Ok(n)
 }
@@ -386,7 +424,7 @@ impl Sizes<'_> {
             Sizes::Stz2 { field: 8, table } => table.get(n).copied().unwrap_or(0) as u32,
             Sizes::Stz2 { table, .. } => {
                 let b = table.get(n / 2).copied().unwrap_or(0);
-                (if n % 2 == 0 { b >> 4 } else { b & 0xF }) as u32
+                (if n.is_multiple_of(2) { b >> 4 } else { b & 0xF }) as u32
             }
         }
     }
@@ -414,7 +452,10 @@ fn sample_entry(
                 b"hvc1" | b"hev1" => (Codec::Hevc, b"hvcC"),
                 b"av01" => (Codec::Av1, b"av1C"),
                 _ => {
-                    info!(codec = name, "mp4: video track skipped (codec not supported)");
+                    info!(
+                        codec = name,
+                        "mp4: video track skipped (codec not supported)"
+                    );
                     return Ok(None);
                 }
             };
@@ -442,14 +483,15 @@ fn sample_entry(
             let children = e.get(skip..).unwrap_or_default();
             match &fourcc {
                 b"mp4a" => {
-                    let esds = child(children, b"esds")?
-                        .ok_or_else(|| fmt("mp4: mp4a without esds"))?;
+                    let esds =
+                        child(children, b"esds")?.ok_or_else(|| fmt("mp4: mp4a without esds"))?;
                     let (object_type, asc) = es_descriptor(esds.get(4..).unwrap_or_default())?;
                     meta.sample_rate = rate;
                     match object_type {
                         0x40 | 0x66 | 0x67 | 0x68 => {
                             meta.audio_codec = 10.0;
-                            let asc = asc.ok_or_else(|| fmt("mp4: AAC without AudioSpecificConfig"))?;
+                            let asc =
+                                asc.ok_or_else(|| fmt("mp4: AAC without AudioSpecificConfig"))?;
                             Ok(Some((Codec::Aac, header_body(Codec::Aac, asc))))
                         }
                         0x69 | 0x6B => {
@@ -457,7 +499,10 @@ fn sample_entry(
                             Ok(Some((Codec::Mp3, None)))
                         }
                         other => {
-                            info!(object_type = other, "mp4: audio track skipped (codec not supported)");
+                            info!(
+                                object_type = other,
+                                "mp4: audio track skipped (codec not supported)"
+                            );
                             Ok(None)
                         }
                     }
@@ -468,7 +513,10 @@ fn sample_entry(
                     Ok(Some((Codec::Mp3, None)))
                 }
                 _ => {
-                    info!(codec = name, "mp4: audio track skipped (codec not supported)");
+                    info!(
+                        codec = name,
+                        "mp4: audio track skipped (codec not supported)"
+                    );
                     Ok(None)
                 }
             }
@@ -531,7 +579,10 @@ mod tests {
         f.extend_from_slice(b"ftypisom\0\0\0\0");
         f.extend_from_slice(&u32::MAX.to_be_bytes());
         f.extend_from_slice(b"moov");
-        assert!(index(&f[..]).unwrap_err().to_string().contains("beyond the end"));
+        assert!(index(&f[..])
+            .unwrap_err()
+            .to_string()
+            .contains("beyond the end"));
         // A 64-bit size smaller than its header.
         let mut g = Vec::new();
         g.extend_from_slice(&[0, 0, 0, 1]);

@@ -151,7 +151,10 @@ impl Vod {
                     }
                 };
             }
-            match self.pacer.step(&self.index.samples, self.now_ms(), buflen_ms) {
+            match self
+                .pacer
+                .step(&self.index.samples, self.now_ms(), buflen_ms)
+            {
                 Step::End => {
                     self.ended = true;
                     return Event::End {
