@@ -73,6 +73,20 @@ enum Cmd {
         /// Stop after this many video frames.
         #[arg(long)]
         frames: Option<u64>,
+        /// Start position in ms (a file; `play`'s start argument).
+        #[arg(long)]
+        start: Option<f64>,
+        /// `AT:MS`: AT seconds after playing starts, seek to MS ms
+        /// (may be repeated).
+        #[arg(long, value_name = "AT:MS")]
+        seek: Vec<String>,
+        /// `AT:FOR`: AT seconds after playing starts, pause for FOR seconds
+        /// (may be repeated).
+        #[arg(long, value_name = "AT:FOR")]
+        pause: Vec<String>,
+        /// Buffer length to announce (SetBufferLength), ms.
+        #[arg(long)]
+        buffer: Option<u32>,
     },
     /// Load-test any RTMP server: players, publishers, ramp, churn.
     Bench {
@@ -433,11 +447,35 @@ fn main() -> ExitCode {
                 duration,
                 until_unpublish,
                 frames,
+                start,
+                seek,
+                pause,
+                buffer,
             } => {
+                use sluice::client::play::Action;
+                let pair = |s: &str| -> anyhow::Result<(f64, f64)> {
+                    let (a, b) = s
+                        .split_once(':')
+                        .with_context(|| format!("expected AT:VALUE, got {s}"))?;
+                    Ok((a.parse()?, b.parse()?))
+                };
+                let mut actions = Vec::new();
+                for s in &seek {
+                    let (at, ms) = pair(s)?;
+                    actions.push((Duration::from_secs_f64(at), Action::Seek(ms)));
+                }
+                for s in &pause {
+                    let (at, len) = pair(s)?;
+                    actions.push((Duration::from_secs_f64(at), Action::Pause(true)));
+                    actions.push((Duration::from_secs_f64(at + len), Action::Pause(false)));
+                }
                 let opts = sluice::client::play::PlayOptions {
                     duration: duration.map(Duration::from_secs_f64),
                     until_unpublish,
                     max_video_frames: frames,
+                    start,
+                    actions,
+                    buffer,
                 };
                 let stats = if output == "-" {
                     sluice::client::play::play(&url, Some(tokio::io::stdout()), &opts).await?
@@ -452,6 +490,7 @@ fn main() -> ExitCode {
                     "received {} video frames ({} key), {} audio frames, {} bytes",
                     stats.video_frames, stats.keyframes, stats.audio_frames, stats.bytes
                 );
+                eprintln!("statuses: {}", stats.statuses.join(" "));
                 Ok(())
             }
             Cmd::Bench {

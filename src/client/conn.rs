@@ -255,12 +255,17 @@ impl ClientConn {
 
     /// Starts playing `name`; media follows through [`Self::next_message`].
     pub async fn play(&mut self, name: &str) -> anyhow::Result<()> {
+        self.play_from(name, -2000.0).await
+    }
+
+    /// `play` with a start position (ms; negative: live).
+    pub async fn play_from(&mut self, name: &str, start: f64) -> anyhow::Result<()> {
         let sid = self.create_stream().await?;
         let cmd = Command::new(
             "play",
             0.0,
             Amf::Null,
-            vec![Amf::str(name), Amf::Number(-2000.0)],
+            vec![Amf::str(name), Amf::Number(start)],
         );
         self.session.send_command(sid, &cmd);
         self.session
@@ -268,6 +273,25 @@ impl ClientConn {
                 stream_id: sid,
                 ms: 3000,
             });
+        self.flush().await
+    }
+
+    /// `seek` to `ms` on our stream.
+    pub async fn seek(&mut self, ms: f64) -> anyhow::Result<()> {
+        let cmd = Command::new("seek", 0.0, Amf::Null, vec![Amf::Number(ms)]);
+        self.session.send_command(self.stream_id, &cmd);
+        self.flush().await
+    }
+
+    /// `pause` (true) or resume (false) our stream.
+    pub async fn pause(&mut self, on: bool) -> anyhow::Result<()> {
+        let cmd = Command::new(
+            "pause",
+            0.0,
+            Amf::Null,
+            vec![Amf::Boolean(on), Amf::Number(0.0)],
+        );
+        self.session.send_command(self.stream_id, &cmd);
         self.flush().await
     }
 

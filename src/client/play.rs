@@ -21,6 +21,17 @@ pub struct PlayStats {
     pub first_frame: Option<Duration>,
     /// Whether the first video frame was a keyframe (or sequence header).
     pub started_on_key: Option<bool>,
+    /// Every `onStatus`/`onPlayStatus` code, in order.
+    pub statuses: Vec<String>,
+}
+
+/// Something a player does during a play, at a time after it started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Action {
+    /// `seek` to this many ms.
+    Seek(f64),
+    /// `pause` (true) or resume (false).
+    Pause(bool),
 }
 
 pub struct PlayOptions {
@@ -29,6 +40,12 @@ pub struct PlayOptions {
     pub until_unpublish: bool,
     /// Stop after this many video frames.
     pub max_video_frames: Option<u64>,
+    /// `play`'s start argument (ms); live (-2000) when `None`.
+    pub start: Option<f64>,
+    /// Seeks and pauses, by time after `play` was sent.
+    pub actions: Vec<(Duration, Action)>,
+    /// The buffer length announced (SetBufferLength), ms; 3000 when `None`.
+    pub buffer: Option<u32>,
 }
 
 /// Plays `url`, writing FLV to `out` when given.
@@ -39,19 +56,42 @@ pub async fn play<W: AsyncWrite + Unpin>(
 ) -> anyhow::Result<PlayStats> {
     let url = RtmpUrl::parse(url).map_err(anyhow::Error::msg)?;
     let mut conn = ClientConn::connect(&url, vec![]).await?;
-    conn.play(&url.stream).await?;
+    conn.play_from(&url.stream, opts.start.unwrap_or(-2000.0))
+        .await?;
+    if let Some(ms) = opts.buffer {
+        conn.set_buffer_length(ms);
+        conn.flush().await?;
+    }
     let started = Instant::now();
-    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let t0 = tokio::time::Instant::now();
+    let deadline = opts.duration.map(|d| t0 + d);
+    let mut actions = opts.actions.clone();
+    actions.sort_by_key(|a| a.0);
+    let mut actions = actions.into_iter().peekable();
     let mut stats = PlayStats::default();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     if let Some(w) = out.as_mut() {
         w.write_all(&flv::file_header(true, true)).await?;
     }
     loop {
+        let action_at = actions.peek().map(|a| t0 + a.0);
+        let wake = match (deadline, action_at) {
+            (Some(d), Some(a)) => Some(d.min(a)),
+            (d, a) => d.or(a),
+        };
         let next = conn.next_message();
-        let msg = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, next).await {
+        let msg = match wake {
+            Some(w) => match tokio::time::timeout_at(w, next).await {
                 Ok(m) => m?,
+                Err(_) if action_at == Some(w) => {
+                    if let Some((_, a)) = actions.next() {
+                        match a {
+                            Action::Seek(ms) => conn.seek(ms).await?,
+                            Action::Pause(on) => conn.pause(on).await?,
+                        }
+                    }
+                    continue;
+                }
                 Err(_) => break,
             },
             None => next.await?,
@@ -92,6 +132,20 @@ pub async fn play<W: AsyncWrite + Unpin>(
                 payload,
                 ..
             } => {
+                if values.first().and_then(Amf::as_str) == Some("onPlayStatus") {
+                    let code = values
+                        .get(1)
+                        .and_then(|o| o.get("code"))
+                        .and_then(Amf::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let done = code == "NetStream.Play.Complete";
+                    stats.statuses.push(code);
+                    if done {
+                        break;
+                    }
+                    continue;
+                }
                 // Only real script data goes to the file, not |RtmpSampleAccess.
                 if values
                     .first()
@@ -104,6 +158,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
             Message::UserControl(UserControl::StreamEof(_)) if opts.until_unpublish => break,
             _ => {
                 if let Some(code) = status_code(&msg) {
+                    stats.statuses.push(code.clone());
                     match code.as_str() {
                         "NetStream.Play.StreamNotFound" | "NetStream.Play.Failed" => {
                             bail!("play failed: {code}")
@@ -155,6 +210,9 @@ pub async fn play_many(
                 duration: Some(duration),
                 until_unpublish,
                 max_video_frames: None,
+                start: None,
+                actions: Vec::new(),
+                buffer: None,
             };
             play::<tokio::io::Sink>(&url, None, &opts).await
         });
