@@ -651,3 +651,71 @@ fn seek_pause_and_bad_files_leave_a_live_stream_alone() {
     );
     assert_eq!(decode_errors(&live_out), "");
 }
+
+/// HEVC and AV1 in MP4 go out as Enhanced RTMP (which nginx-rtmp cannot
+/// send): ffmpeg 9 plays them back with every frame, decodable.
+#[test]
+fn hevc_and_av1_mp4_play_as_enhanced_rtmp() {
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let src = |codec: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"]
+            .iter()
+            .chain(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .chain(&["-t", "3", "-g", "25", "-pix_fmt", "yuv420p"])
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(codec.iter().map(|s| s.to_string()));
+        a.extend(["-c:a", "aac", "-shortest"].map(String::from));
+        a
+    };
+    let hevc_args = src(&[
+        "-c:v",
+        "libx265",
+        "-x265-params",
+        "log-level=error:bframes=2",
+        "-tag:v",
+        "hvc1",
+    ]);
+    let av1_args = src(&["-c:v", "libsvtav1", "-preset", "12"]);
+    let hevc = ffmpeg9::make(
+        &files,
+        "hevc.mp4",
+        &hevc_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let av1 = ffmpeg9::make(
+        &files,
+        "av1.mp4",
+        &av1_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application vod {{ play {}; }} }} }}",
+        files.display()
+    );
+    let _srv = Server::with_config(&conf, port);
+    for (src, name, codec) in [(&hevc, "mp4:hevc", "hevc"), (&av1, "av1.mp4", "av1")] {
+        let want = ffmpeg9::probe(src);
+        let out = work.path().join(format!("{codec}.flv"));
+        let o = wait_for(
+            ffmpeg9::play(&format!("rtmp://127.0.0.1:{port}/vod/{name}"), &out),
+            Duration::from_secs(30),
+        );
+        assert!(
+            o.status.success(),
+            "{codec}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = ffmpeg9::probe(&out);
+        assert_eq!(got.len(), 2, "{codec}: {got:?}");
+        let v = got.iter().find(|s| s.kind == "video").unwrap();
+        assert_eq!(v.codec, codec);
+        assert_eq!(v.width, 320);
+        for kind in ["video", "audio"] {
+            let n = |s: &[ffmpeg9::StreamInfo]| s.iter().find(|s| s.kind == kind).unwrap().packets;
+            assert_eq!(n(&got), n(&want), "{codec} {kind} packets");
+        }
+        assert_eq!(ffmpeg9::decode_errors(&out), "", "{codec}");
+    }
+}
