@@ -500,6 +500,8 @@ fn seek_pause_and_bad_files_leave_a_live_stream_alone() {
     let source = counts(&files.join("clip.flv"));
     let whole = std::fs::read(files.join("clip.mp4")).unwrap();
     std::fs::write(files.join("trunc.mp4"), &whole[..whole.len() / 2]).unwrap();
+    let fast = std::fs::read(files.join("fast.mp4")).unwrap();
+    std::fs::write(files.join("cut.mp4"), &fast[..fast.len() / 2]).unwrap();
     std::fs::write(
         files.join("trunc.flv"),
         &std::fs::read(files.join("clip.flv")).unwrap()[..60_000],
@@ -609,6 +611,13 @@ fn seek_pause_and_bad_files_leave_a_live_stream_alone() {
     let (v, _) = counts(&work.path().join("tr.flv"));
     assert!(v > 10 && v < 250, "truncated FLV: {v} frames");
     assert!(srv.wait_log("last tag truncated"));
+    // So does an MP4 cut short after its moov.
+    let o = wait_for(rtmpdump_vod(&vod("mp4:cut"), &work.path().join("cut.flv")), Duration::from_secs(15));
+    assert!(o.status.code().is_some());
+    let (v, _) = counts(&work.path().join("cut.flv"));
+    assert!(v > 50 && v < 250, "truncated MP4: {v} frames");
+    assert_eq!(decode_errors(&work.path().join("cut.flv")), "");
+    assert!(srv.wait_log("mp4: file truncated, played up to its end"));
 
     let o = wait_for(seeker, Duration::from_secs(30));
     let took = t.elapsed();

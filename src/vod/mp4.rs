@@ -322,6 +322,7 @@ fn trak(
     let (mut ctts_i, mut ctts_left, mut offset) = (0usize, 0u64, 0i64);
     let mut next_sync = 0usize;
     let mut n = 0usize;
+    let mut truncated = false;
     'chunks: for c in 0..chunks {
         // The run of stsc covering chunk c (1-based in the file).
         while run + 1 < runs && be32(stsc, 8 + (run + 1) * 12).unwrap_or(u32::MAX) as usize <= c + 1
@@ -339,9 +340,9 @@ fn trak(
                 .checked_add(size as u64)
                 .is_none_or(|end| end > file_len)
             {
-                return bad(format!(
-                    "mp4: sample {n} of track {id} lies beyond the end of the file"
-                ));
+                // A file cut short (an interrupted copy): play what is there.
+                truncated = true;
+                break 'chunks;
             }
             while stts_left == 0 && stts_i < stts_n {
                 stts_left = be32(stts, 8 + stts_i * 8).unwrap_or(0) as u64;
@@ -383,10 +384,20 @@ fn trak(
             n += 1;
         }
     }
-    if n < count {
+    if truncated {
+        tracing::warn!(
+            track = id,
+            samples = n,
+            of = count,
+            "mp4: file truncated, played up to its end"
+        );
+    } else if n < count {
         return bad(format!(
             "mp4: track {id}: chunks hold {n} of {count} samples"
         ));
+    }
+    if n == 0 {
+        return Ok(None);
     }
     meta.duration_ms = meta
         .duration_ms
