@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 shift || true
-targets=${*:-handshake chunk amf0 amf3 command flv config media_body}
+targets=${*:-handshake chunk amf0 amf3 command flv config media_body handover_state fmp4_mux vod_flv vod_mp4}
 mkdir -p logs
 for t in $targets; do
     # shellcheck disable=SC2086
