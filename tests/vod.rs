@@ -612,7 +612,10 @@ fn seek_pause_and_bad_files_leave_a_live_stream_alone() {
     assert!(v > 10 && v < 250, "truncated FLV: {v} frames");
     assert!(srv.wait_log("last tag truncated"));
     // So does an MP4 cut short after its moov.
-    let o = wait_for(rtmpdump_vod(&vod("mp4:cut"), &work.path().join("cut.flv")), Duration::from_secs(15));
+    let o = wait_for(
+        rtmpdump_vod(&vod("mp4:cut"), &work.path().join("cut.flv")),
+        Duration::from_secs(15),
+    );
     assert!(o.status.code().is_some());
     let (v, _) = counts(&work.path().join("cut.flv"));
     assert!(v > 50 && v < 250, "truncated MP4: {v} frames");

@@ -604,6 +604,15 @@ impl Connection {
         }
     }
 
+    /// Queues bytes already chunked for this connection (a file's batch),
+    /// after whatever the session queued before them.
+    pub fn queue_wire(&mut self, wire: Bytes) {
+        if !self.session.out.is_empty() {
+            self.outq.push_back(self.session.take_output());
+        }
+        self.outq.push_back(wire);
+    }
+
     /// Writes everything queued: straight away when the socket has room
     /// (the usual case), waiting for writability only when it is full.
     /// Returns false, with output left, when a signal arrived while it

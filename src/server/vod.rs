@@ -12,12 +12,10 @@ use super::connection::{close, Close, Connection};
 use crate::config::play::{PlayConf, PlayEntry};
 use crate::node::chain::Play;
 use crate::rtmp::amf::object;
-use crate::rtmp::message::csid;
 use crate::rtmp::{Amf, UserControl};
 use crate::telemetry::Cause;
-use crate::vod::index::Kind;
 use crate::vod::locate::{self, Wanted};
-use crate::vod::player::{Event, Vod};
+use crate::vod::player::{Event, Vod, Wire};
 use crate::vod::source::FileSource;
 use crate::vod::{cache, fetch, Index, VodError};
 
@@ -151,20 +149,11 @@ impl Connection {
     pub(super) fn on_vod(&mut self, ev: VodEv) -> Result<(), Close> {
         match ev {
             VodEv::Opened(r) => self.vod_opened(r),
-            VodEv::Media(Event::Send(outs)) => {
-                let Some(sid) = self.vod.as_ref().map(|v| v.stream_id) else {
-                    return Ok(());
-                };
-                for o in outs {
-                    let cs = match o.kind {
-                        Kind::Audio => csid::AUDIO,
-                        Kind::Video => csid::VIDEO,
-                        Kind::Data => csid::DATA,
-                    };
-                    self.session
-                        .send_raw(cs, o.ts, o.kind.type_id(), sid, &o.body);
-                    self.vod_ts = o.ts;
+            VodEv::Media(Event::Send(wire)) => {
+                if let Some(VodState::Playing(p)) = self.vod.as_ref().map(|v| &v.state) {
+                    self.vod_ts = p.last_ts();
                 }
+                self.queue_wire(wire);
                 Ok(())
             }
             VodEv::Media(Event::End { last_ts }) => {
@@ -262,7 +251,11 @@ impl Connection {
             start,
             "play vod"
         );
-        let vod = Vod::new(opened.index, opened.src, start);
+        let wire = Wire {
+            chunk_size: self.session.out_chunk_size(),
+            stream_id: sid,
+        };
+        let vod = Vod::new(opened.index, opened.src, start, wire);
         v.state = VodState::Playing(Box::new(vod));
         self.session
             .send_user_control(UserControl::StreamBegin(sid));

@@ -14,7 +14,7 @@ use super::index::Sample;
 pub const AHEAD_MS: u64 = 1000;
 pub const SLACK_MS: u64 = 100;
 pub const MAX_BATCH: usize = 64;
-pub const MAX_BATCH_BYTES: u64 = 1 << 20;
+pub const MAX_BATCH_BYTES: u64 = 256 << 10;
 
 #[derive(Debug, Clone)]
 pub struct Pacer {

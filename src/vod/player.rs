@@ -28,17 +28,45 @@ pub struct Out {
     pub body: Bytes,
 }
 
+/// How messages are framed for this player: written once, in the
+/// blocking read, straight into the bytes the socket gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Wire {
+    pub chunk_size: usize,
+    pub stream_id: u32,
+}
+
+impl Wire {
+    fn put(&self, kind: Kind, ts: u32, body: &[u8], out: &mut BytesMut) {
+        use crate::rtmp::message::csid;
+        let cs = match kind {
+            Kind::Audio => csid::AUDIO,
+            Kind::Video => csid::VIDEO,
+            Kind::Data => csid::DATA,
+        };
+        crate::rtmp::chunk::encode_message(
+            cs,
+            ts,
+            kind.type_id(),
+            self.stream_id,
+            body,
+            self.chunk_size,
+            out,
+        );
+    }
+}
+
 #[derive(Debug)]
 pub enum Event {
-    /// Messages to send now, in order.
-    Send(Vec<Out>),
+    /// Chunked messages to write now, in order.
+    Send(Bytes),
     /// Every sample was sent; `last_ts` is the last one's timestamp.
     End { last_ts: u32 },
     /// The file could not be read.
     Failed(String),
 }
 
-type Read = JoinHandle<io::Result<(usize, Vec<Out>)>>;
+type Read = JoinHandle<io::Result<(usize, u32, Bytes)>>;
 
 pub struct Vod {
     index: Arc<Index>,
@@ -52,11 +80,12 @@ pub struct Vod {
     headers_due: bool,
     reading: Option<Read>,
     last_ts: u32,
+    wire: Wire,
 }
 
 impl Vod {
     /// A play of `index` from `start_ms` (the keyframe at or before it).
-    pub fn new(index: Arc<Index>, src: Arc<FileSource>, start_ms: u64) -> Vod {
+    pub fn new(index: Arc<Index>, src: Arc<FileSource>, start_ms: u64, wire: Wire) -> Vod {
         let pos = index.seek(start_ms);
         Vod {
             pacer: Pacer::new(pos),
@@ -69,6 +98,7 @@ impl Vod {
             headers_due: true,
             reading: None,
             last_ts: 0,
+            wire,
         }
     }
 
@@ -128,17 +158,16 @@ impl Vod {
                 let got = r.await;
                 self.reading = None;
                 return match got {
-                    Ok(Ok((end, mut outs))) => {
+                    Ok(Ok((end, last_ts, wire))) => {
+                        let first_ts = self.index.samples.get(self.pacer.pos).map_or(0, |s| s.ts);
                         self.pacer.sent(end);
-                        if let Some(o) = outs.last() {
-                            self.last_ts = o.ts;
-                        }
-                        let mut first = self.preamble(outs.first().map_or(0, |o| o.ts));
-                        if first.is_empty() {
-                            Event::Send(outs)
-                        } else {
-                            first.append(&mut outs);
-                            Event::Send(first)
+                        self.last_ts = last_ts;
+                        match self.preamble(first_ts) {
+                            Some(mut b) => {
+                                b.extend_from_slice(&wire);
+                                Event::Send(b.freeze())
+                            }
+                            None => Event::Send(wire),
                         }
                     }
                     Ok(Err(e)) => {
@@ -163,66 +192,81 @@ impl Vod {
                 }
                 Step::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Step::Send(range) => {
-                    let (index, src) = (self.index.clone(), self.src.clone());
+                    let (index, src, w) = (self.index.clone(), self.src.clone(), self.wire);
                     self.reading = Some(tokio::task::spawn_blocking(move || {
-                        read(&index, &*src, range)
+                        let mut out = BytesMut::new();
+                        let mut last = 0;
+                        let end = read_with(&index, &*src, range, |kind, ts, body| {
+                            last = ts;
+                            w.put(kind, ts, body, &mut out);
+                        })?;
+                        Ok((end, last, out.freeze()))
                     }));
                 }
             }
         }
     }
 
-    /// Metadata and headers owed before samples at `ts`.
-    fn preamble(&mut self, ts: u32) -> Vec<Out> {
-        let mut v = Vec::new();
-        if std::mem::take(&mut self.meta_due) {
-            v.push(Out {
-                kind: Kind::Data,
-                ts: 0,
-                body: crate::rtmp::amf::encode_all(&self.index.meta),
-            });
+    /// Metadata and headers owed before samples at `ts`, chunked.
+    fn preamble(&mut self, ts: u32) -> Option<BytesMut> {
+        let meta = std::mem::take(&mut self.meta_due);
+        let headers = std::mem::take(&mut self.headers_due);
+        if !meta && !headers {
+            return None;
         }
-        if std::mem::take(&mut self.headers_due) {
+        let mut b = BytesMut::new();
+        if meta {
+            let body = crate::rtmp::amf::encode_all(&self.index.meta);
+            self.wire.put(Kind::Data, 0, &body, &mut b);
+        }
+        if headers {
             for (kind, body) in &self.index.headers {
-                v.push(Out {
-                    kind: *kind,
-                    ts,
-                    body: body.clone(),
-                });
+                self.wire.put(*kind, ts, body, &mut b);
             }
         }
-        v
+        Some(b)
     }
 }
 
-/// Reads samples `range` into one buffer, split into one body each.
-pub fn read(
+/// Reads samples `range`, each as one RTMP body (its FLV tag header, then
+/// its bytes) handed to `sink` with its kind and timestamp. Returns the end
+/// of the range. One scratch buffer serves the whole batch.
+pub fn read_with(
     index: &Index,
     src: &(impl ReadAt + ?Sized),
     range: std::ops::Range<usize>,
-) -> io::Result<(usize, Vec<Out>)> {
+    mut sink: impl FnMut(Kind, u32, &[u8]),
+) -> io::Result<usize> {
     let samples = index.samples.get(range.clone()).unwrap_or_default();
-    let total: usize = samples
-        .iter()
-        .filter(|s| s.size <= MAX_SAMPLE)
-        .map(|s| s.size as usize + 9)
-        .sum();
-    let mut buf = BytesMut::with_capacity(total);
-    let mut outs = Vec::with_capacity(samples.len());
+    let mut buf = BytesMut::new();
     for s in samples {
         if s.size > MAX_SAMPLE {
             tracing::warn!(size = s.size, ts = s.ts, "play: sample too large, skipped");
             continue;
         }
+        buf.clear();
         index.prefix(s, &mut buf);
         let at = buf.len();
         buf.resize(at + s.size as usize, 0);
         src.read_exact_at(&mut buf[at..], s.offset)?;
-        outs.push(Out {
-            kind: index.kind(s),
-            ts: s.ts,
-            body: buf.split().freeze(),
-        });
+        sink(index.kind(s), s.ts, &buf);
     }
-    Ok((range.end, outs))
+    Ok(range.end)
+}
+
+/// [`read_with`] into one message each (tests and fuzzing).
+pub fn read(
+    index: &Index,
+    src: &(impl ReadAt + ?Sized),
+    range: std::ops::Range<usize>,
+) -> io::Result<(usize, Vec<Out>)> {
+    let mut outs = Vec::new();
+    let end = read_with(index, src, range, |kind, ts, body| {
+        outs.push(Out {
+            kind,
+            ts,
+            body: Bytes::copy_from_slice(body),
+        })
+    })?;
+    Ok((end, outs))
 }
