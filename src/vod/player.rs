@@ -81,6 +81,9 @@ pub struct Vod {
     reading: Option<Read>,
     last_ts: u32,
     wire: Wire,
+    /// Try the page cache first (off once the file's filesystem says it
+    /// cannot tell).
+    try_cached: bool,
 }
 
 impl Vod {
@@ -99,6 +102,7 @@ impl Vod {
             reading: None,
             last_ts: 0,
             wire,
+            try_cached: true,
         }
     }
 
@@ -158,18 +162,7 @@ impl Vod {
                 let got = r.await;
                 self.reading = None;
                 return match got {
-                    Ok(Ok((end, last_ts, wire))) => {
-                        let first_ts = self.index.samples.get(self.pacer.pos).map_or(0, |s| s.ts);
-                        self.pacer.sent(end);
-                        self.last_ts = last_ts;
-                        match self.preamble(first_ts) {
-                            Some(mut b) => {
-                                b.extend_from_slice(&wire);
-                                Event::Send(b.freeze())
-                            }
-                            None => Event::Send(wire),
-                        }
-                    }
+                    Ok(Ok(done)) => self.deliver(done),
                     Ok(Err(e)) => {
                         self.ended = true;
                         Event::Failed(e.to_string())
@@ -192,18 +185,41 @@ impl Vod {
                 }
                 Step::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Step::Send(range) => {
+                    // From the page cache, here, when the batch is there
+                    // (a file being played usually is): no thread hop.
+                    if self.try_cached {
+                        match batch(&self.index, &*self.src, range.clone(), self.wire, true) {
+                            Ok(done) => return self.deliver(done),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                                self.try_cached = false;
+                            }
+                            Err(e) => {
+                                self.ended = true;
+                                return Event::Failed(e.to_string());
+                            }
+                        }
+                    }
                     let (index, src, w) = (self.index.clone(), self.src.clone(), self.wire);
                     self.reading = Some(tokio::task::spawn_blocking(move || {
-                        let mut out = BytesMut::new();
-                        let mut last = 0;
-                        let end = read_with(&index, &*src, range, |kind, ts, body| {
-                            last = ts;
-                            w.put(kind, ts, body, &mut out);
-                        })?;
-                        Ok((end, last, out.freeze()))
+                        batch(&index, &*src, range, w, false)
                     }));
                 }
             }
+        }
+    }
+
+    /// Hands over a batch read: the cursor moves past it.
+    fn deliver(&mut self, (end, last_ts, wire): (usize, u32, Bytes)) -> Event {
+        let first_ts = self.index.samples.get(self.pacer.pos).map_or(0, |s| s.ts);
+        self.pacer.sent(end);
+        self.last_ts = last_ts;
+        match self.preamble(first_ts) {
+            Some(mut b) => {
+                b.extend_from_slice(&wire);
+                Event::Send(b.freeze())
+            }
+            None => Event::Send(wire),
         }
     }
 
@@ -235,6 +251,18 @@ pub fn read_with(
     index: &Index,
     src: &(impl ReadAt + ?Sized),
     range: std::ops::Range<usize>,
+    sink: impl FnMut(Kind, u32, &[u8]),
+) -> io::Result<usize> {
+    read_samples(index, src, range, false, sink)
+}
+
+/// [`read_with`], `cached`: from the page cache only, failing with
+/// `WouldBlock` as soon as a sample is not there.
+fn read_samples(
+    index: &Index,
+    src: &(impl ReadAt + ?Sized),
+    range: std::ops::Range<usize>,
+    cached: bool,
     mut sink: impl FnMut(Kind, u32, &[u8]),
 ) -> io::Result<usize> {
     let samples = index.samples.get(range.clone()).unwrap_or_default();
@@ -248,10 +276,32 @@ pub fn read_with(
         index.prefix(s, &mut buf);
         let at = buf.len();
         buf.resize(at + s.size as usize, 0);
-        src.read_exact_at(&mut buf[at..], s.offset)?;
+        if cached {
+            src.read_exact_at_cached(&mut buf[at..], s.offset)?;
+        } else {
+            src.read_exact_at(&mut buf[at..], s.offset)?;
+        }
         sink(index.kind(s), s.ts, &buf);
     }
     Ok(range.end)
+}
+
+/// Samples `range` chunked for `w`: (end of the range, last timestamp,
+/// bytes to write).
+fn batch(
+    index: &Index,
+    src: &(impl ReadAt + ?Sized),
+    range: std::ops::Range<usize>,
+    w: Wire,
+    cached: bool,
+) -> io::Result<(usize, u32, Bytes)> {
+    let mut out = BytesMut::new();
+    let mut last = 0;
+    let end = read_samples(index, src, range, cached, |kind, ts, body| {
+        last = ts;
+        w.put(kind, ts, body, &mut out);
+    })?;
+    Ok((end, last, out.freeze()))
 }
 
 /// [`read_with`] into one message each (tests and fuzzing).
