@@ -108,8 +108,8 @@ async fn open(
 
 impl Connection {
     /// `play` in an application with `play` locations, once access and
-    /// `on_play` allowed it. Returns false when the name is not VOD here
-    /// at all (never: every name maps to a file name) — kept for symmetry.
+    /// `on_play` allowed it: the locations are tried on a task of their
+    /// own, and the select loop picks up its answer ([`VodEv::Opened`]).
     pub(super) fn start_vod(
         &mut self,
         stream_id: u32,
