@@ -515,21 +515,24 @@ fn seek_pause_and_bad_files_leave_a_live_stream_alone() {
     let port = free_port();
     let conf = format!(
         "rtmp {{ server {{ listen 127.0.0.1:{port};
-           application vod {{ play {}; }}
-           application live {{ live on; }}
+           application vod {{ play {f}; }}
+           application live {{ live on; play {f}; }}
          }} }}",
-        files.display()
+        f = files.display()
     );
     let srv = Server::with_config(&conf, port);
     let vod = |n: &str| format!("rtmp://127.0.0.1:{port}/vod/{n}");
 
-    // A live stream, published and played the whole time.
+    // A live stream, published and played the whole time, in an
+    // application that also has files: a name with no file is the live
+    // stream.
     let live_src = make_source(work.path(), 12);
     let live_src_counts = counts(&live_src);
     let publisher = ffmpeg_publish_file(&live_src, &format!("rtmp://127.0.0.1:{port}/live/cam"));
     std::thread::sleep(Duration::from_millis(800));
     let live_out = work.path().join("live.flv");
     let live_player = rtmpdump(&format!("rtmp://127.0.0.1:{port}/live/cam"), &live_out, &[]);
+    assert!(srv.wait_log("play: no such file, playing the live stream"));
 
     // Sluice's client with no buffer (the server keeps 1 s ahead): pause
     // 0.5 s in for 2 s, then at 3 s seek forward to the 7 s keyframe.

@@ -216,6 +216,10 @@ impl Connection {
                 let live = self.connected.as_ref().is_some_and(|c| c.app.live);
                 if live {
                     // Not a file here: the live stream of that name.
+                    info!(
+                        id = self.id,
+                        name, "play: no such file, playing the live stream"
+                    );
                     return self.finish_live_play(sid, name, args);
                 }
                 info!(id = self.id, addr = %self.addr, name, "play: vod not found");
