@@ -1509,16 +1509,20 @@ mod tests {
             "{e:?}"
         );
         let e = errors(
-            "rtmp {\n server {\n  application x {\n   live on;\n   play /var/vod;\n   push rtmp://a/b static;\n  }\n }\n}\n",
+            "rtmp {\n server {\n  application x {\n   live on;\n   rtmp_relay_ssl_trusted_certificate /etc/ca.pem;\n   push rtmp://a/b static;\n  }\n }\n}\n",
         );
         assert!(
-            e[0].starts_with("f.conf:5: nginx-rtmp directive \"play\" is not implemented"),
+            e[0].starts_with(
+                "f.conf:5: nginx-rtmp directive \"rtmp_relay_ssl_trusted_certificate\" is not implemented"
+            ),
             "{e:?}"
         );
         assert_eq!(
             e[1],
             "f.conf:6: static push is not allowed in \"push\" directive"
         );
+        let e = errors("rtmp {\n server {\n  application x {\n   play http://;\n  }\n }\n}\n");
+        assert!(e[0].starts_with("f.conf:4: no host in url"), "{e:?}");
         let e = errors("rtmp {\n server {\n  application x {\n   hls on;\n  }\n }\n}\n");
         assert_eq!(
             e,
