@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need when it is missing
-# (ffmpeg/ffprobe, rtmpdump, redis-server, chromium, nginx with libnginx-mod-rtmp,
+# (ffmpeg/ffprobe, rtmpdump, redis-server, openssl, chromium, nginx with libnginx-mod-rtmp,
 # node/npm and the npm packages of
 # tests/browser, and a current ffmpeg for Enhanced RTMP from the PyPI package
 # imageio-ffmpeg), then runs formatting, lints and every test.
@@ -12,6 +12,8 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Self-signed certificates for RTMPS (tests/rtmps.rs).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # Debian's nginx-rtmp, run side by side with Sluice (tests/access_log.rs).

@@ -96,6 +96,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerConf {
     pub listen: Vec<Listen>,
+    /// `ssl_certificate` and friends, for its `listen ... ssl` (RTMPS).
+    pub tls: Option<TlsConf>,
     pub drain_timeout: Duration,
     pub core: CoreConf,
     pub apps: Vec<AppConf>,
@@ -394,6 +396,15 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "respawn_timeout" => (MAIN | SRV | APP, Kind::Msec),
         "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
         "access_log" => (MAIN | SRV | APP, Kind::List(1)),
+        "ssl_certificate" | "ssl_certificate_key" | "ssl_ciphers" => (MAIN | SRV, Kind::Str),
+        "ssl_protocols" => (MAIN | SRV, Kind::List(1)),
+        "ssl_handshake_timeout" => (MAIN | SRV, Kind::Msec),
+        // nginx's TLS session settings: rustls keeps its own cache and
+        // tickets, and picks the cipher order.
+        "ssl_session_cache"
+        | "ssl_session_timeout"
+        | "ssl_prefer_server_ciphers"
+        | "ssl_session_tickets" => (MAIN | SRV, Kind::Inert(1)),
         "play" => (MAIN | SRV | APP, Kind::List(1)),
         "play_temp_path" | "play_local_path" => (MAIN | SRV | APP, Kind::Str),
         "log_format" => (MAIN | SRV | APP, Kind::List(2)),
@@ -784,6 +795,22 @@ pub struct Listen {
     /// `reuseport`. Sluice sets SO_REUSEPORT on every TCP listener anyway,
     /// so that a new process can bind the port while the old one drains.
     pub reuseport: bool,
+    /// `ssl`: RTMPS, with the `server {}`'s certificate.
+    pub ssl: bool,
+}
+
+/// A `server {}`'s TLS settings (nginx's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConf {
+    /// `ssl_certificate`: PEM, the chain after the certificate.
+    pub certificate: PathBuf,
+    /// `ssl_certificate_key`: PEM.
+    pub key: PathBuf,
+    /// `ssl_protocols`: of nginx's names, TLSv1.2 and TLSv1.3 are honoured
+    /// (rustls speaks no older version); empty for both.
+    pub protocols: Vec<String>,
+    /// `ssl_handshake_timeout`; `timeout` when unset.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl Listen {
@@ -803,10 +830,11 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             "invalid number of arguments in \"listen\" directive",
         ));
     };
-    let (mut proxy_protocol, mut reuseport) = (false, false);
+    let (mut proxy_protocol, mut reuseport, mut ssl) = (false, false, false);
     for p in &d.args[1..] {
         match p.as_str() {
             "proxy_protocol" => proxy_protocol = true,
+            "ssl" => ssl = true,
             "reuseport" => reuseport = true,
             "bind" => {}
             p if p.starts_with("ipv6only=")
@@ -823,6 +851,12 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             }
         }
     }
+    if ssl && proxy_protocol {
+        return Err(err(
+            &d.pos,
+            "\"ssl\" with \"proxy_protocol\" in one \"listen\" is not supported by Sluice yet",
+        ));
+    }
     if let Some(path) = addr.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(err(
@@ -834,6 +868,7 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             at: Endpoint::Unix(PathBuf::from(path)),
             proxy_protocol,
             reuseport: false,
+            ssl,
         }]);
     }
     Ok(listen_addr(d, addr, 1935)?
@@ -842,6 +877,7 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             at: Endpoint::Tcp(a),
             proxy_protocol,
             reuseport,
+            ssl,
         })
         .collect())
 }
@@ -1307,7 +1343,51 @@ impl Config {
             }
             exec_statics.extend(exec::statics(&srv.lists));
             let notify = NotifyConf::from_lookup(&Lookup(vec![&srv, &main]));
+            let tl = Lookup(vec![&srv, &main]);
+            let tls = match (tl.raw("ssl_certificate"), tl.raw("ssl_certificate_key")) {
+                (Some(c), Some(k)) => Some(TlsConf {
+                    certificate: c.into(),
+                    key: k.into(),
+                    protocols: tl
+                        .all("ssl_protocols")
+                        .map(<[String]>::to_vec)
+                        .unwrap_or_default(),
+                    handshake_timeout: tl
+                        .raw("ssl_handshake_timeout")
+                        .map(|_| tl.msec("ssl_handshake_timeout", 60_000)),
+                }),
+                _ => None,
+            };
+            if let Some(l) = listen.iter().find(|l| l.ssl) {
+                if tls.is_none() {
+                    it.errors.push(err(
+                        &sd.pos,
+                        format!(
+                            "no \"ssl_certificate\" and \"ssl_certificate_key\" are defined for the \"listen {} ssl\" directive",
+                            l.at
+                        ),
+                    ));
+                }
+                if let Some(old) = tl
+                    .all("ssl_protocols")
+                    .into_iter()
+                    .flatten()
+                    .find(|p| !matches!(p.as_str(), "TLSv1.2" | "TLSv1.3"))
+                {
+                    it.warnings.push(format!(
+                        "{}: ssl_protocols {old} is not offered: rustls speaks TLSv1.2 and TLSv1.3 only",
+                        sd.pos
+                    ));
+                }
+                if tl.raw("ssl_ciphers").is_some() {
+                    it.warnings.push(format!(
+                        "{}: ssl_ciphers is not applied: rustls offers its own (AEAD, forward-secret) suites",
+                        sd.pos
+                    ));
+                }
+            }
             servers.push(ServerConf {
+                tls,
                 drain_timeout: Lookup(vec![&srv, &main]).msec("drain_timeout", 30_000),
                 listen,
                 core,

@@ -656,6 +656,17 @@ impl Connection {
                 }
             }
         }
+        while sock.has_pending_output() {
+            match sock.try_write_vectored(&[]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !self.wait_writable(sock).await? {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(true)
     }
 }

@@ -113,8 +113,42 @@ impl Listener {
 /// The address a Unix socket client is known by (it has none of its own).
 const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
+/// The TLS configuration of the `server {}` an `ssl` listener belongs to,
+/// built again when a reload brings a new configuration (new connections
+/// get the new certificate; existing ones keep theirs).
+#[derive(Default)]
+struct TlsCache(Option<(usize, usize, tokio_rustls::TlsAcceptor)>);
+
+impl TlsCache {
+    fn get(
+        &mut self,
+        config: &Arc<crate::config::Config>,
+        server: usize,
+    ) -> Option<tokio_rustls::TlsAcceptor> {
+        let key = Arc::as_ptr(config) as usize;
+        if let Some((k, s, a)) = &self.0 {
+            if *k == key && *s == server {
+                return Some(a.clone());
+            }
+        }
+        let t = config.servers.get(server)?.tls.as_ref()?;
+        match super::tls::server_config(t) {
+            Ok(c) => {
+                let a = tokio_rustls::TlsAcceptor::from(c);
+                self.0 = Some((key, server, a.clone()));
+                Some(a)
+            }
+            Err(e) => {
+                warn!("TLS configuration not loaded, keeping the previous one: {e:#}");
+                self.0.as_ref().map(|(_, _, a)| a.clone())
+            }
+        }
+    }
+}
+
 /// Accepts until aborted.
 pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+    let mut tls = TlsCache::default();
     loop {
         let accepted = match &l.bound {
             Bound::Tcp(t) => t.accept().await.map(|(s, a)| {
@@ -144,6 +178,10 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
             // Removed by a reload; its task is about to end.
             continue;
         };
+        let ssl = config.servers[server]
+            .listen
+            .iter()
+            .any(|x| x.at == l.at && x.ssl);
         if let Some(max) = config.max_connections {
             if shared.connections.load(Ordering::Relaxed) >= max {
                 warn!(%addr, max, "refused: max_connections reached");
@@ -153,6 +191,34 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
         crate::telemetry::accepted();
         let (proxied, shared) = (l.proxy_protocol, shared.clone());
         match sock {
+            Accepted::Tcp(s) if ssl => {
+                let Some(acceptor) = tls.get(&config, server) else {
+                    warn!(%addr, "closed: no TLS configuration for this listener");
+                    continue;
+                };
+                let limit = config.servers[server]
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.handshake_timeout)
+                    .unwrap_or(config.servers[server].core.timeout);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limit, acceptor.accept(s)).await {
+                        Ok(Ok(stream)) => {
+                            let (tcp, conn) = stream.into_inner();
+                            let sock = super::tls::TlsSocket::new(tcp, conn);
+                            start(sock, addr, server, proxied, shared).await;
+                        }
+                        Ok(Err(e)) => {
+                            warn!(%addr, "closed: TLS handshake failed: {e}");
+                            crate::telemetry::closed(crate::telemetry::Cause::Handshake);
+                        }
+                        Err(_) => {
+                            warn!(%addr, "closed: no TLS handshake within {limit:?}");
+                            crate::telemetry::closed(crate::telemetry::Cause::HandshakeTimeout);
+                        }
+                    }
+                });
+            }
             Accepted::Tcp(s) => {
                 tokio::spawn(start(s, addr, server, proxied, shared));
             }

@@ -16,6 +16,7 @@ mod listen;
 pub mod reload;
 mod resume;
 mod socket;
+pub mod tls;
 mod vod;
 
 use std::net::SocketAddr;
@@ -100,6 +101,9 @@ impl Server {
         }
         let mut listeners = Vec::new();
         for s in &config.servers {
+            if let Some(t) = s.tls.as_ref().filter(|_| s.listen.iter().any(|l| l.ssl)) {
+                tls::check(t)?;
+            }
             for l in &s.listen {
                 let fd = inbound.as_mut().and_then(|i| i.take_rtmp(&l.at));
                 listeners.push(match fd {

@@ -145,6 +145,14 @@ pub async fn apply(
     http: &mut HttpServers,
 ) {
     let old = shared.config();
+    for s in &new.servers {
+        if let Some(t) = s.tls.as_ref().filter(|_| s.listen.iter().any(|l| l.ssl)) {
+            if let Err(e) = super::tls::check(t) {
+                error!("reload refused, the old configuration stays: {e:#}");
+                return;
+            }
+        }
+    }
     let wanted: Vec<_> = new.servers.iter().flat_map(|s| s.listen.iter()).collect();
     let mut opened = Vec::new();
     for l in wanted.iter().filter(|l| !rtmp.loops.contains_key(&l.at)) {

@@ -16,6 +16,12 @@ pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize>;
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Bytes accepted by a write but not yet on the socket (TLS records
+    /// rustls holds): the writer must wait for writability and write an
+    /// empty batch until there are none.
+    fn has_pending_output(&self) -> bool {
+        false
+    }
     /// A second descriptor for the same socket, to hand to a new process.
     fn dup_fd(&self) -> io::Result<OwnedFd>;
     fn kind(&self) -> SocketKind;

@@ -1,0 +1,285 @@
+//! RTMPS: `listen ... ssl` with `ssl_certificate` and `ssl_certificate_key`.
+//!
+//! The TLS handshake runs through tokio-rustls; the connection then gets a
+//! [`TlsSocket`], which offers the readiness-and-try API every connection
+//! uses ([`Socket`]) on top of rustls, so the connection code is the same
+//! for plain and TLS clients. rustls only: no OpenSSL.
+
+use std::future::Future;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::BufMut;
+use rustls::ServerConnection;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::socket::Socket;
+use crate::config::TlsConf;
+use crate::node::handover::SocketKind;
+
+/// The rustls configuration of a `server {}` with TLS listeners, from its
+/// PEM files (certificate chain first, then the key).
+pub fn server_config(t: &TlsConf) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use anyhow::Context as _;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.certificate)
+        .with_context(|| format!("ssl_certificate {}", t.certificate.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("ssl_certificate {}", t.certificate.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "ssl_certificate {}: no certificate in it",
+            t.certificate.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .with_context(|| format!("ssl_certificate_key {}", t.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = versions(&t.protocols);
+    let mut c = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .context("ssl_protocols")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("ssl_certificate and ssl_certificate_key do not match")?;
+    // Sessions resume, by ticket and by id.
+    c.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    if let Ok(t) = rustls::crypto::ring::Ticketer::new() {
+        c.ticketer = t;
+    }
+    Ok(Arc::new(c))
+}
+
+/// TLS versions from `ssl_protocols` (nginx's names). rustls speaks only
+/// TLS 1.2 and 1.3; older names are ignored (config warns).
+fn versions(protocols: &[String]) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut v = Vec::new();
+    if protocols.is_empty() || protocols.iter().any(|p| p == "TLSv1.2") {
+        v.push(&rustls::version::TLS12);
+    }
+    if protocols.is_empty() || protocols.iter().any(|p| p == "TLSv1.3") {
+        v.push(&rustls::version::TLS13);
+    }
+    if v.is_empty() {
+        v.push(&rustls::version::TLS13);
+    }
+    v
+}
+
+/// Checks a server's TLS files load, for `sluice check` and start-up.
+pub fn check(t: &TlsConf) -> anyhow::Result<()> {
+    server_config(t).map(|_| ())
+}
+
+/// A TCP socket's non-blocking reads and writes as `io::Read`/`Write`, for
+/// rustls to move ciphertext through.
+struct Io<'a>(&'a TcpStream);
+
+impl Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A TLS connection after its handshake. The mutex is never contended
+/// (one task owns the socket); it is there because [`Socket`] reads and
+/// writes through `&self`, as tokio's sockets do.
+pub struct TlsSocket {
+    tcp: TcpStream,
+    tls: Mutex<ServerConnection>,
+}
+
+impl TlsSocket {
+    pub fn new(tcp: TcpStream, tls: ServerConnection) -> TlsSocket {
+        TlsSocket {
+            tcp,
+            tls: Mutex::new(tls),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServerConnection> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plaintext is waiting, or the peer closed: a read will not block.
+    fn has_plaintext(&self) -> bool {
+        let mut tls = self.lock();
+        tls.process_new_packets().map_or(true, |s| {
+            s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()
+        })
+    }
+
+    /// Writes the ciphertext rustls holds, as far as the socket takes it.
+    fn push(tls: &mut ServerConnection, tcp: &TcpStream) -> io::Result<()> {
+        while tls.wants_write() {
+            if tls.write_tls(&mut Io(tcp))? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads plaintext: 0 at the end of the stream, `WouldBlock` when a
+    /// whole record has not arrived yet.
+    fn read_plain(&self, dst: &mut [u8]) -> io::Result<usize> {
+        let mut tls = self.lock();
+        loop {
+            match tls.reader().read(dst) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Closed without close_notify: an end like any other.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if tls.read_tls(&mut Io(&self.tcp))? == 0 {
+                return Ok(0);
+            }
+            let state = tls
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+            // Alerts and key updates go out whatever happens next.
+            let _ = Self::push(&mut tls, &self.tcp);
+            state?;
+        }
+    }
+
+    /// Writes plaintext: what rustls accepted (its buffer is bounded), or
+    /// `WouldBlock` while the ciphertext it holds cannot leave.
+    fn write_plain(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut tls = self.lock();
+        Self::push(&mut tls, &self.tcp)?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        let n = tls.writer().write_vectored(bufs)?;
+        match Self::push(&mut tls, &self.tcp) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+}
+
+impl Socket for TlsSocket {
+    async fn readable(&self) -> io::Result<()> {
+        if self.has_plaintext() {
+            return Ok(());
+        }
+        self.tcp.readable().await
+    }
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        self.tcp.writable()
+    }
+    fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        let mut tmp = [0u8; 16 * 1024];
+        let room = buf.remaining_mut().min(tmp.len());
+        let n = self.read_plain(&mut tmp[..room])?;
+        buf.put_slice(&tmp[..n]);
+        Ok(n)
+    }
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_plain(bufs)
+    }
+    fn has_pending_output(&self) -> bool {
+        self.lock().wants_write()
+    }
+    /// TLS state cannot move to another process: a binary upgrade leaves
+    /// TLS clients with the old one, which drains them.
+    fn dup_fd(&self) -> io::Result<OwnedFd> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a TLS session stays in its process",
+        ))
+    }
+    fn kind(&self) -> SocketKind {
+        SocketKind::Tcp
+    }
+}
+
+impl AsyncRead for TlsSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            match self.read_plain(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.tcp.poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TlsSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.write_plain(&[IoSlice::new(buf)]) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.tcp.poll_write_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let r = {
+                let mut tls = self.lock();
+                Self::push(&mut tls, &self.tcp)
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.tcp.poll_write_ready(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock().send_close_notify();
+        self.poll_flush(cx)
+    }
+}

@@ -1,0 +1,271 @@
+//! RTMPS: `listen ... ssl` with a self-signed certificate made by openssl.
+//! ffmpeg publishes over rtmps:// and plays back over rtmps:// and plain
+//! rtmp://; bad input on the TLS port (garbage, a plain RTMP handshake,
+//! silence, a ClientHello and then silence) is closed within `timeout`
+//! while the TLS stream beside it goes on.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::raw::Raw;
+use common::*;
+
+fn certificate(dir: &Path) {
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl req failed");
+}
+
+/// A TLS 1.2 ClientHello (ECDHE-RSA/ECDSA AES-GCM, x25519): the server
+/// answers it and then waits for a key exchange that never comes.
+fn client_hello() -> Vec<u8> {
+    let mut ext = Vec::new();
+    ext.extend_from_slice(&[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d]);
+    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
+    ext.extend_from_slice(&[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x08, 0x04, 0x04, 0x03]);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x2f, 0xc0, 0x2b, 0x01, 0x00]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// ffmpeg playing `url` into `out` until the stream has been gone 3 s.
+fn ffmpeg_player(url: &str, out: &Path) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-rw_timeout",
+            "3000000",
+        ])
+        .args(["-i", url, "-c", "copy", "-f", "flv"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn ffmpeg_publishes_and_plays_over_rtmps_beside_bad_tls_input() {
+    let work = tempfile::tempdir().unwrap();
+    certificate(work.path());
+    let (port, tls_port) = (free_port(), free_port());
+    let d = work.path().display();
+    let conf = format!(
+        "rtmp {{ server {{
+            listen 127.0.0.1:{port};
+            listen 127.0.0.1:{tls_port} ssl;
+            ssl_certificate {d}/cert.pem;
+            ssl_certificate_key {d}/key.pem;
+            ssl_protocols TLSv1.2 TLSv1.3;
+            timeout 3s;
+            application live {{ live on; }}
+        }} }}"
+    );
+    let srv = Server::with_config(&conf, port);
+    let src = make_source(work.path(), 8);
+    let want = counts(&src);
+
+    let secure = |n: &str| format!("rtmps://127.0.0.1:{tls_port}/live/{n}");
+    let plain = |n: &str| format!("rtmp://127.0.0.1:{port}/live/{n}");
+    let tls_out = work.path().join("tls.flv");
+    let plain_out = work.path().join("plain.flv");
+    let tls_player = ffmpeg_player(&secure("cam"), &tls_out);
+    let plain_player = ffmpeg_player(&plain("cam"), &plain_out);
+    std::thread::sleep(Duration::from_millis(1500));
+    let publisher = ffmpeg_publish_file(&src, &secure("cam"));
+
+    // Bad input on the TLS port while the TLS stream goes on.
+    std::thread::sleep(Duration::from_millis(1000));
+    let t = Instant::now();
+    let mut garbage = Raw::tcp(tls_port);
+    garbage.send(b"GET / HTTP/1.0\r\n\r\nthis is not TLS at all");
+    let mut plain_hs = Raw::tcp(tls_port);
+    let mut c0c1 = vec![0u8; 1537];
+    c0c1[0] = 3;
+    plain_hs.send(&c0c1);
+    let mut silent = Raw::tcp(tls_port);
+    let mut hello = Raw::tcp(tls_port);
+    hello.send(&client_hello());
+    assert!(
+        garbage.closed_within(Duration::from_secs(2)),
+        "garbage left open"
+    );
+    assert!(
+        plain_hs.closed_within(Duration::from_secs(2)),
+        "plain RTMP left open"
+    );
+    // The ClientHello was answered (a ServerHello record), then the
+    // handshake stalls until `timeout`.
+    assert!(
+        hello.saw(&[0x16, 0x03, 0x03], Duration::from_secs(2)),
+        "no ServerHello"
+    );
+    assert!(
+        hello.closed_within(Duration::from_secs(5)),
+        "stalled ClientHello left open"
+    );
+    assert!(
+        silent.closed_within(Duration::from_secs(5)),
+        "silent client left open"
+    );
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "closed before timeout: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(7), "{waited:?}");
+
+    let o = wait_for(publisher, Duration::from_secs(30));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (name, p, out) in [
+        ("rtmps", tls_player, &tls_out),
+        ("rtmp", plain_player, &plain_out),
+    ] {
+        let o = wait_for(p, Duration::from_secs(20));
+        let _ = o;
+        assert_eq!(counts(out), want, "{name} player frame counts");
+        assert_eq!(decode_errors(out), "", "{name} player decode errors");
+    }
+    let log = srv.log();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    assert!(log.contains("no TLS handshake within"), "{log}");
+}
+
+#[test]
+fn a_listen_ssl_without_a_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.conf");
+    std::fs::write(
+        &path,
+        "rtmp {\n server {\n  listen 1935 ssl;\n  application live { live on; }\n }\n}\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no \"ssl_certificate\""), "{err}");
+    // A certificate file that is not one: the server refuses to start.
+    std::fs::write(dir.path().join("c.pem"), "not a certificate").unwrap();
+    let port = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/c.pem; ssl_certificate_key {d}/c.pem; application live {{ live on; }} }} }}",
+        d = dir.path().display()
+    );
+    std::fs::write(&path, conf).unwrap();
+    let o = Command::new(BIN)
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ssl_certificate"), "{err}");
+}
+
+/// The SHA-256 fingerprint of the certificate a TLS server presents.
+fn presented(port: u16) -> String {
+    let s = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&s.stdout).trim().to_owned()
+}
+
+fn fingerprint(pem: &Path) -> String {
+    let s = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&s.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_reload_rereads_the_certificate_and_open_sessions_keep_theirs() {
+    let work = tempfile::tempdir().unwrap();
+    certificate(work.path());
+    let first = fingerprint(&work.path().join("cert.pem"));
+    let (port, tls_port) = (free_port(), free_port());
+    let d = work.path().display();
+    let conf = format!(
+        "rtmp {{ server {{
+            listen 127.0.0.1:{port};
+            listen 127.0.0.1:{tls_port} ssl;
+            ssl_certificate {d}/cert.pem;
+            ssl_certificate_key {d}/key.pem;
+            application live {{ live on; }}
+        }} }}"
+    );
+    let srv = Server::with_config(&conf, port);
+    assert_eq!(presented(tls_port), first);
+    // A TLS publisher that stays connected across the reload.
+    let src = make_source(work.path(), 6);
+    let want = counts(&src);
+    let out = work.path().join("out.flv");
+    let player = ffmpeg_player(&format!("rtmp://127.0.0.1:{port}/live/cam"), &out);
+    std::thread::sleep(Duration::from_millis(800));
+    let publisher = ffmpeg_publish_file(&src, &format!("rtmps://127.0.0.1:{tls_port}/live/cam"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // A new certificate and key in the same files, then SIGHUP.
+    let fresh = work.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    certificate(&fresh);
+    std::fs::copy(fresh.join("cert.pem"), work.path().join("cert.pem")).unwrap();
+    std::fs::copy(fresh.join("key.pem"), work.path().join("key.pem")).unwrap();
+    let second = fingerprint(&work.path().join("cert.pem"));
+    assert_ne!(first, second);
+    Command::new("kill")
+        .args(["-HUP", &srv.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(until(Duration::from_secs(10), || presented(tls_port) == second));
+    let o = wait_for(publisher, Duration::from_secs(30));
+    assert!(
+        o.status.success(),
+        "the TLS publisher broke: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = wait_for(player, Duration::from_secs(20));
+    assert_eq!(counts(&out), want);
+}
