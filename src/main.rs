@@ -19,6 +19,13 @@ struct Cli {
     /// RUST_LOG is used when this is not given.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// rtmps:// clients (publish, play, bench): trust this CA (PEM) beside
+    /// the system's roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// rtmps:// clients: do not verify the server's certificate.
+    #[arg(long, global = true)]
+    insecure: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -377,6 +384,10 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
+    sluice::client::tls::set_defaults(sluice::client::tls::Defaults {
+        ca: cli.ca.clone(),
+        insecure: cli.insecure,
+    });
     let cmd = cli.cmd.unwrap_or(Cmd::Serve { config: None });
     if let Cmd::Check { config } = &cmd {
         return match Config::load(config) {

@@ -68,7 +68,7 @@ fn errors_name_file_and_line_and_exit_1() {
     let path = dir.path().join("bad.conf");
     std::fs::write(
         &path,
-        "rtmp {\n    server {\n        listen 1935;\n        application live {\n            live yes;\n            rtmp_relay_ssl_trusted_certificate /etc/ca.pem;\n            frobnicate on;\n        }\n        wait_key on;\n        chunk_size 4k;\n    }\n}\n",
+        "rtmp {\n    server {\n        listen 1935;\n        application live {\n            live yes;\n            ssl_certificate /etc/cert.pem;\n            frobnicate on;\n        }\n        wait_key on;\n        chunk_size 4k;\n    }\n}\n",
     )
     .unwrap();
     let (ok, _, err) = check(&path);
@@ -80,7 +80,7 @@ fn errors_name_file_and_line_and_exit_1() {
     );
     assert!(
         err.contains(&format!(
-            "{p}:6: nginx-rtmp directive \"rtmp_relay_ssl_trusted_certificate\" is not implemented by Sluice yet"
+            "{p}:6: \"ssl_certificate\" directive is not allowed in application {{}}"
         )),
         "{err}"
     );

@@ -13,6 +13,78 @@ use std::time::{Duration, Instant};
 use common::raw::Raw;
 use common::*;
 
+/// A test CA (`ca.pem`) and a certificate for localhost/127.0.0.1 signed
+/// by it (`cert.pem`, with the CA after it, and `key.pem`), as a real
+/// deployment has them: a self-signed certificate is a CA, which WebPKI
+/// does not accept as a server's.
+fn ca_and_leaf(dir: &Path) {
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Sluice Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "leaf.pem",
+    ]);
+    let chain = [
+        std::fs::read(dir.join("leaf.pem")).unwrap(),
+        std::fs::read(dir.join("ca.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("cert.pem"), chain).unwrap();
+}
+
 fn certificate(dir: &Path) {
     let st = Command::new("openssl")
         .args([
@@ -268,4 +340,95 @@ fn a_reload_rereads_the_certificate_and_open_sessions_keep_theirs() {
     );
     let _ = wait_for(player, Duration::from_secs(20));
     assert_eq!(counts(&out), want);
+}
+
+/// Pushes to an rtmps:// Sluice, trusted through
+/// `rtmp_relay_ssl_trusted_certificate`, and Sluice's own client over
+/// rtmps:// with `--ca`; without the CA, the push is refused with the
+/// certificate problem in the log.
+#[test]
+fn pushes_and_sluice_clients_go_over_rtmps_when_trusted() {
+    let work = tempfile::tempdir().unwrap();
+    ca_and_leaf(work.path());
+    let d = work.path().display();
+    // B: the TLS target.
+    let (b_port, b_tls) = (free_port(), free_port());
+    let b = Server::with_config(
+        &format!(
+            "rtmp {{ server {{ listen 127.0.0.1:{b_port}; listen 127.0.0.1:{b_tls} ssl;
+               ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
+               application live {{ live on; }} }} }}"
+        ),
+        b_port,
+    );
+    // A: pushes there, trusted or not.
+    let a_port = free_port();
+    let a = Server::with_config(
+        &format!(
+            "rtmp {{ server {{ listen 127.0.0.1:{a_port};
+               application live {{ live on; push rtmps://localhost:{b_tls}/live;
+                   rtmp_relay_ssl_trusted_certificate {d}/ca.pem; }}
+               application untrusted {{ live on; push rtmps://127.0.0.1:{b_tls}/live/bad; }}
+             }} }}"
+        ),
+        a_port,
+    );
+    let src = make_source(work.path(), 6);
+    let want = counts(&src);
+    let out = work.path().join("pushed.flv");
+    let player = ffmpeg_player(&format!("rtmp://127.0.0.1:{b_port}/live/cam"), &out);
+    std::thread::sleep(Duration::from_millis(1000));
+    let publisher = ffmpeg_publish_file(&src, &format!("rtmp://127.0.0.1:{a_port}/live/cam"));
+    let bad = ffmpeg_publish_file(&src, &format!("rtmp://127.0.0.1:{a_port}/untrusted/cam"));
+    assert!(wait_for(publisher, Duration::from_secs(30))
+        .status
+        .success());
+    let _ = wait_for(bad, Duration::from_secs(30));
+    let _ = wait_for(player, Duration::from_secs(20));
+    assert_eq!(counts(&out), want, "frames pushed over rtmps");
+    assert_eq!(decode_errors(&out), "");
+    let log = a.log();
+    assert!(log.contains("invalid peer certificate"), "{log}");
+    assert!(
+        !b.log().contains("name=\"bad\""),
+        "the untrusted push was not refused"
+    );
+
+    // sluice publish and play over rtmps:// with --ca.
+    let ca = work.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let url = format!("rtmps://localhost:{b_tls}/live/cli");
+    let played = work.path().join("cli.flv");
+    let play = Command::new(BIN)
+        .args([
+            "play",
+            &url,
+            "-o",
+            played.to_str().unwrap(),
+            "--until-unpublish",
+            "--ca",
+            ca,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let o = Command::new(BIN)
+        .args(["publish", src.to_str().unwrap(), &url, "--ca", ca])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wait_for(play, Duration::from_secs(20));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(counts(&played), want, "sluice play over rtmps");
+    // Without the CA the client refuses the server.
+    let o = Command::new(BIN)
+        .args(["play", &url, "-o", "/dev/null", "--duration", "2"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("certificate"),
+        "{o:?}"
+    );
 }

@@ -22,7 +22,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connection handed over to a caller that reads the socket itself
 /// (`sluice bench`), with the state it needs to carry on.
 pub struct Parts {
-    pub sock: TcpStream,
+    pub sock: ClientSock,
     /// Bytes read but not yet decoded; they start at a chunk boundary.
     pub leftover: BytesMut,
     pub chunk_size: usize,
@@ -30,8 +30,83 @@ pub struct Parts {
     pub received: u64,
 }
 
+/// The client's socket: plain TCP, or TLS over it (`rtmps://`).
+pub enum ClientSock {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl ClientSock {
+    /// Reads what is there without waiting: `WouldBlock` when nothing is.
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            ClientSock::Plain(s) => s.try_read_buf(buf),
+            ClientSock::Tls(s) => {
+                use std::task::{Context, Poll, Waker};
+                use tokio::io::AsyncRead;
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut tmp = [0u8; 16 * 1024];
+                let mut rb = tokio::io::ReadBuf::new(&mut tmp);
+                match std::pin::Pin::new(s.as_mut()).poll_read(&mut cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        buf.extend_from_slice(rb.filled());
+                        Ok(n)
+                    }
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ClientSock {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientSock::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ClientSock::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ClientSock {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientSock::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ClientSock::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientSock::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ClientSock::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientSock::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ClientSock::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 pub struct ClientConn {
-    sock: TcpStream,
+    sock: ClientSock,
     session: Session,
     input: BytesMut,
     next_txn: f64,
@@ -48,11 +123,36 @@ impl ClientConn {
     /// Connects, handshakes and sends `connect` with `extra` fields added
     /// to the command object.
     pub async fn connect(url: &RtmpUrl, extra: Vec<(String, Amf)>) -> anyhow::Result<ClientConn> {
-        let sock = tokio::time::timeout(REPLY_TIMEOUT, TcpStream::connect(url.addr()))
+        Self::connect_trusting(url, extra, None).await
+    }
+
+    /// [`Self::connect`]; an `rtmps://` server is verified against the
+    /// system's roots and `ca` (a relay's
+    /// `rtmp_relay_ssl_trusted_certificate`; else the CLI's `--ca`).
+    pub async fn connect_trusting(
+        url: &RtmpUrl,
+        extra: Vec<(String, Amf)>,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<ClientConn> {
+        let tcp = tokio::time::timeout(REPLY_TIMEOUT, TcpStream::connect(url.addr()))
             .await
             .map_err(|_| anyhow!("{}: connect timed out", url.addr()))?
             .with_context(|| format!("cannot connect to {}", url.addr()))?;
-        sock.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let sock = if url.tls {
+            let config = super::tls::config(ca)?;
+            let name = super::tls::server_name(&url.host)?;
+            let tls = tokio::time::timeout(
+                REPLY_TIMEOUT,
+                tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+            )
+            .await
+            .map_err(|_| anyhow!("{}: TLS handshake timed out", url.addr()))?
+            .with_context(|| format!("TLS handshake with {}", url.addr()))?;
+            ClientSock::Tls(Box::new(tls))
+        } else {
+            ClientSock::Plain(tcp)
+        };
         let mut c = ClientConn {
             sock,
             session: Session::new(DecoderLimits {

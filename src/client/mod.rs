@@ -7,4 +7,5 @@ pub mod play;
 pub mod publish;
 pub mod skim;
 pub mod timeline;
+pub mod tls;
 pub use crate::rtmp::RtmpUrl;

@@ -192,20 +192,21 @@ pub async fn publish<R: AsyncRead + Unpin>(
 /// Connects to `url` announcing Go Away and Reconnect support, and starts
 /// publishing its stream name.
 async fn open(url: &RtmpUrl) -> anyhow::Result<ClientConn> {
-    open_with(url, vec![]).await
+    open_with(url, vec![], None).await
 }
 
 /// [`open`] with more fields in the connect object (a push relay's).
 pub(crate) async fn open_with(
     url: &RtmpUrl,
     extra: Vec<(String, Amf)>,
+    ca: Option<&std::path::Path>,
 ) -> anyhow::Result<ClientConn> {
     let mut caps = vec![
         ("supportsGoAway".to_owned(), Amf::Boolean(true)),
         ("capsEx".to_owned(), Amf::Number(1.0)),
     ];
     caps.extend(extra);
-    let mut conn = ClientConn::connect(url, caps).await?;
+    let mut conn = ClientConn::connect_trusting(url, caps, ca).await?;
     conn.publish(&url.stream, "live").await?;
     Ok(conn)
 }
@@ -276,12 +277,12 @@ pub(crate) fn poll_signals(conn: &mut ClientConn) -> anyhow::Result<Option<Signa
 /// Resolves a ReconnectRequest `tcUrl` (absolute, `//host/app` or
 /// `/app`) against the current URL; the stream name stays the same.
 pub fn resolve(current: &RtmpUrl, tc_url: &str) -> RtmpUrl {
-    let abs = if tc_url.starts_with("rtmp://") {
+    let abs = if tc_url.starts_with("rtmp://") || tc_url.starts_with("rtmps://") {
         tc_url.to_owned()
     } else if let Some(rest) = tc_url.strip_prefix("//") {
-        format!("rtmp://{rest}")
+        format!("{}://{rest}", current.scheme())
     } else if tc_url.starts_with('/') {
-        format!("rtmp://{}{tc_url}", current.addr())
+        format!("{}://{}{tc_url}", current.scheme(), current.addr())
     } else {
         current.tc_url()
     };

@@ -397,6 +397,9 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "exec_kill_signal" => (MAIN | SRV | APP, Kind::Signal),
         "access_log" => (MAIN | SRV | APP, Kind::List(1)),
         "ssl_certificate" | "ssl_certificate_key" | "ssl_ciphers" => (MAIN | SRV, Kind::Str),
+        // From the nginx-rtmp forks that relay over TLS: CAs trusted (beside
+        // the system's) when a push or pull goes to rtmps://.
+        "rtmp_relay_ssl_trusted_certificate" => (MAIN | SRV | APP, Kind::Str),
         "ssl_protocols" => (MAIN | SRV, Kind::List(1)),
         "ssl_handshake_timeout" => (MAIN | SRV, Kind::Msec),
         // nginx's TLS session settings: rustls keeps its own cache and
@@ -414,7 +417,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
 
 /// Real nginx-rtmp (and common fork) directives that Sluice does not
 /// implement yet. Using one is an error naming it, never a silent no-op.
-const NOT_YET: &[&str] = &["rtmp_relay_ssl_trusted_certificate"];
+const NOT_YET: &[&str] = &[];
 
 /// Values of one scope, by directive name, and the directives that may be
 /// given more than once (`exec_push`, `access_log`...), in order.
@@ -1144,6 +1147,17 @@ impl Config {
                 relay.pull_reconnect = l.msec("pull_reconnect", 3000);
                 relay.session_relay = l.flag("session_relay", false);
                 relay.buffer = l.msec("relay_buffer", 5000);
+                if let Some(ca) = l.raw("rtmp_relay_ssl_trusted_certificate") {
+                    let ca = PathBuf::from(ca);
+                    for t in relay
+                        .pushes
+                        .iter_mut()
+                        .chain(&mut relay.pulls)
+                        .chain(&mut relay.statics)
+                    {
+                        t.trusted_ca = Some(ca.clone());
+                    }
+                }
                 let mut recorders = Vec::new();
                 let own = RecorderConf::from_lookup("", &l);
                 if own.enabled() {
@@ -1589,11 +1603,11 @@ mod tests {
             "{e:?}"
         );
         let e = errors(
-            "rtmp {\n server {\n  application x {\n   live on;\n   rtmp_relay_ssl_trusted_certificate /etc/ca.pem;\n   push rtmp://a/b static;\n  }\n }\n}\n",
+            "rtmp {\n server {\n  application x {\n   live on;\n   ssl_certificate /etc/cert.pem;\n   push rtmp://a/b static;\n  }\n }\n}\n",
         );
         assert!(
             e[0].starts_with(
-                "f.conf:5: nginx-rtmp directive \"rtmp_relay_ssl_trusted_certificate\" is not implemented"
+                "f.conf:5: \"ssl_certificate\" directive is not allowed in application {}"
             ),
             "{e:?}"
         );

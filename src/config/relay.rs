@@ -28,6 +28,11 @@ pub struct RelayTarget {
     pub flash_ver: Option<String>,
     /// `static`: pulled from start-up on, whether anyone plays or not.
     pub is_static: bool,
+    /// `rtmps://`.
+    pub tls: bool,
+    /// `rtmp_relay_ssl_trusted_certificate`: CAs trusted beside the
+    /// system's for this relay's TLS.
+    pub trusted_ca: Option<std::path::PathBuf>,
 }
 
 impl RelayTarget {
@@ -35,10 +40,15 @@ impl RelayTarget {
     /// whether `static` is allowed.
     pub fn parse(args: &[String], pull: bool) -> Result<RelayTarget, String> {
         let raw = args.first().ok_or("a URL is required")?;
-        let with_scheme = if raw.to_ascii_lowercase().starts_with("rtmp://") {
+        let lower = raw.to_ascii_lowercase();
+        let with_scheme = if lower.starts_with("rtmp://") {
             format!("rtmp://{}", &raw[7..])
+        } else if lower.starts_with("rtmps://") {
+            format!("rtmps://{}", &raw[8..])
         } else if raw.contains("://") {
-            return Err(format!("\"{raw}\": only rtmp:// URLs can be relayed"));
+            return Err(format!(
+                "\"{raw}\": only rtmp:// and rtmps:// URLs can be relayed"
+            ));
         } else {
             format!("rtmp://{raw}")
         };
@@ -55,6 +65,8 @@ impl RelayTarget {
             swf_url: None,
             flash_ver: None,
             is_static: false,
+            tls: u.tls,
+            trusted_ca: None,
         };
         for a in &args[1..] {
             let (k, v) = a.split_once('=').unwrap_or((a.as_str(), "1"));
@@ -99,6 +111,7 @@ impl RelayTarget {
             port: self.port,
             app: self.app.clone(),
             stream: self.play_path.clone().unwrap_or_else(|| local.to_owned()),
+            tls: self.tls,
         }
     }
 

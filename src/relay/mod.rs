@@ -166,11 +166,13 @@ impl Relays {
             Source::Fixed {
                 url: t.url_for(&key.name),
                 extra: vec![],
+                ca: t.trusted_ca.clone(),
             }
         } else if let Some(t) = app.relay.pulls.iter().find(|t| t.matches(&key.name)) {
             Source::Fixed {
                 url: t.url_for(&key.name),
                 extra: t.connect_fields(),
+                ca: t.trusted_ca.clone(),
             }
         } else if let Some(c) = &shared.cluster {
             Source::Owner(c.watch(key))
@@ -208,6 +210,7 @@ impl Relays {
                             source: Source::Fixed {
                                 url: t.url_for(&name),
                                 extra: t.connect_fields(),
+                                ca: t.trusted_ca.clone(),
                             },
                             keep: Keep::Static,
                             reconnect: app.relay.pull_reconnect,

@@ -32,6 +32,8 @@ pub enum Source {
     Fixed {
         url: RtmpUrl,
         extra: Vec<(String, Amf)>,
+        /// `rtmp_relay_ssl_trusted_certificate`, for an rtmps:// URL.
+        ca: Option<std::path::PathBuf>,
     },
     /// A cluster edge: the node that owns the stream.
     Owner(crate::cluster::OwnerWatch),
@@ -102,11 +104,12 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
         }
         if cur.is_none() && Instant::now() >= retry_at {
             if let Some(url) = target(&p.source) {
-                let extra = match &p.source {
-                    Source::Fixed { extra, .. } => extra.clone(),
-                    Source::Owner(_) => vec![],
+                let (extra, ca) = match &p.source {
+                    Source::Fixed { extra, ca, .. } => (extra.clone(), ca.clone()),
+                    Source::Owner(_) => (vec![], None),
                 };
-                match upstream::start(&url, extra, p.buffer.as_millis() as u32).await {
+                match upstream::start(&url, extra, ca.as_deref(), p.buffer.as_millis() as u32).await
+                {
                     Ok(h) => {
                         info!(stream = what, from = %crate::redact::args(&url.tc_url()), "pull: playing upstream");
                         match ingest.as_mut() {
@@ -238,7 +241,7 @@ pub async fn run(shared: Arc<Shared>, mut p: Pull) {
                     retry_at = Instant::now();
                     continue;
                 }
-                match upstream::start(&url, vec![], p.buffer.as_millis() as u32).await {
+                match upstream::start(&url, vec![], None, p.buffer.as_millis() as u32).await {
                     Ok(up) => {
                         info!(stream = what, to = %url.addr(), "pull: owner moved; opening the new upstream");
                         next = Some(Next { up, held: VecDeque::new(), since: Instant::now() });

@@ -77,7 +77,7 @@ fn tag(f: &Frame) -> Tag {
 }
 
 async fn open(url: &RtmpUrl, target: &RelayTarget) -> anyhow::Result<ClientConn> {
-    open_with(url, target.connect_fields()).await
+    open_with(url, target.connect_fields(), target.trusted_ca.as_deref()).await
 }
 
 pub async fn run(p: Push) {

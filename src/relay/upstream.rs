@@ -49,9 +49,10 @@ impl Handle {
 pub async fn start(
     url: &RtmpUrl,
     extra: Vec<(String, Amf)>,
+    ca: Option<&std::path::Path>,
     buffer_ms: u32,
 ) -> anyhow::Result<Handle> {
-    let mut up = Upstream::open(url, extra, buffer_ms).await?;
+    let mut up = Upstream::open(url, extra, ca, buffer_ms).await?;
     // About two seconds of a busy stream: enough to ride out a slow
     // consumer turn, small enough to bound a stalled pull's memory.
     let (tx, rx) = tokio::sync::mpsc::channel(512);
@@ -79,9 +80,10 @@ impl Upstream {
     async fn open(
         url: &RtmpUrl,
         extra: Vec<(String, Amf)>,
+        ca: Option<&std::path::Path>,
         buffer_ms: u32,
     ) -> anyhow::Result<Upstream> {
-        let mut conn = ClientConn::connect(url, extra)
+        let mut conn = ClientConn::connect_trusting(url, extra, ca)
             .await
             .with_context(|| format!("relay connect to {}", url.addr()))?;
         conn.play(&url.stream).await?;

@@ -10,20 +10,29 @@ pub struct RtmpUrl {
     pub app: String,
     /// Stream name as sent in `publish`/`play`, including any `?args`.
     pub stream: String,
+    /// `rtmps://`: TLS (default port 443).
+    pub tls: bool,
 }
 
 impl RtmpUrl {
     pub fn parse(url: &str) -> Result<RtmpUrl, String> {
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or_else(|| format!("{url}: only rtmp:// URLs are supported"))?;
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        let (rest, tls) = if lower.starts_with("rtmp://") {
+            (&url[7..], false)
+        } else if lower.starts_with("rtmps://") {
+            (&url[8..], true)
+        } else {
+            return Err(format!(
+                "{url}: only rtmp:// and rtmps:// URLs are supported"
+            ));
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
                 h.trim_matches(['[', ']']).to_owned(),
                 p.parse().map_err(|_| format!("{url}: bad port"))?,
             ),
-            _ => (authority.to_owned(), 1935),
+            _ => (authority.to_owned(), if tls { 443 } else { 1935 }),
         };
         if host.is_empty() {
             return Err(format!("{url}: no host"));
@@ -34,11 +43,26 @@ impl RtmpUrl {
             port,
             app: app.to_owned(),
             stream: stream.to_owned(),
+            tls,
         })
     }
 
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "rtmps"
+        } else {
+            "rtmp"
+        }
+    }
+
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+        format!(
+            "{}://{}:{}/{}",
+            self.scheme(),
+            self.host,
+            self.port,
+            self.app
+        )
     }
 
     pub fn addr(&self) -> String {
@@ -68,6 +92,14 @@ mod tests {
             (1935, "live", "a/b")
         );
         assert_eq!(u.tc_url(), "rtmp://example.com:1935/live");
+        let u = RtmpUrl::parse("RTMPS://live-api-s.facebook.com/rtmp/KEY").unwrap();
+        assert!(u.tls);
+        assert_eq!(
+            (u.port, u.app.as_str(), u.stream.as_str()),
+            (443, "rtmp", "KEY")
+        );
+        assert_eq!(u.tc_url(), "rtmps://live-api-s.facebook.com:443/rtmp");
+        assert!(RtmpUrl::parse("http://x/a/b").is_err());
         assert!(RtmpUrl::parse("http://x/live/s").is_err());
     }
 }
