@@ -5,31 +5,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice::vod::{mp4, player};
+use sluice::vod::mp4;
+
+#[path = "vod_check.rs"]
+mod vod_check;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(ix) = mp4::index(data) else { return };
-    check(&ix, data);
+    vod_check::check(&ix, data);
 });
-
-fn check(ix: &sluice::vod::Index, data: &[u8]) {
-    assert!(ix.samples.len() <= sluice::vod::MAX_SAMPLES);
-    for w in ix.samples.windows(2) {
-        assert!(w[0].ts <= w[1].ts);
-    }
-    for s in &ix.samples {
-        assert!(s.offset + s.size as u64 <= data.len() as u64);
-        assert!((s.track as usize) < ix.tracks.len());
-    }
-    for ms in [0, 1, 1000, u64::MAX / 2] {
-        assert!(ix.seek(ms) <= ix.samples.len());
-    }
-    let mut at = 0;
-    while at < ix.samples.len() {
-        let end = (at + 64).min(ix.samples.len());
-        let (got, outs) = player::read(ix, data, at..end).expect("in-file samples read");
-        assert_eq!(got, end);
-        assert!(outs.len() <= end - at);
-        at = end;
-    }
-}

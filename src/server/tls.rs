@@ -216,28 +216,43 @@ impl Socket for TlsSocket {
     }
 }
 
+/// Runs `op` until it does not block, waiting on `ready` (the TCP socket's
+/// read or write readiness) in between: the poll form of a try-operation.
+fn retry<T>(
+    cx: &mut Context<'_>,
+    mut op: impl FnMut() -> io::Result<T>,
+    ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match ready(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            },
+            r => return Poll::Ready(r),
+        }
+    }
+}
+
 impl AsyncRead for TlsSocket {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            match self.read_plain(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.tcp.poll_read_ready(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let this = &*self;
+        let n = match retry(
+            cx,
+            || this.read_plain(buf.initialize_unfilled()),
+            |cx| this.tcp.poll_read_ready(cx),
+        ) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -247,36 +262,20 @@ impl AsyncWrite for TlsSocket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.write_plain(&[IoSlice::new(buf)]) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.tcp.poll_write_ready(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                r => return Poll::Ready(r),
-            }
-        }
+        let this = &*self;
+        retry(
+            cx,
+            || this.write_plain(&[IoSlice::new(buf)]),
+            |cx| this.tcp.poll_write_ready(cx),
+        )
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let r = {
-                let mut tls = self.lock();
-                Self::push(&mut tls, &self.tcp)
-            };
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.tcp.poll_write_ready(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                r => return Poll::Ready(r),
-            }
-        }
+        let this = &*self;
+        retry(
+            cx,
+            || Self::push(&mut this.lock(), &this.tcp),
+            |cx| this.tcp.poll_write_ready(cx),
+        )
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.lock().send_close_notify();
