@@ -60,11 +60,3 @@ pub fn get(path: &Path, src: &FileSource, format: Format) -> Result<Arc<Index>, 
     map.insert(path.to_owned(), (id, Arc::downgrade(&ix)));
     Ok(ix)
 }
-
-/// Indexes alive, for tests and /stat.
-pub fn live_indexes() -> usize {
-    lock()
-        .values()
-        .filter(|(_, w)| w.strong_count() > 0)
-        .count()
-}

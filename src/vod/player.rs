@@ -115,10 +115,6 @@ impl Vod {
         self.last_ts
     }
 
-    pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
     /// Moves to the keyframe at or before `ms`; the decoder headers are
     /// sent again first. Returns the timestamp landed on.
     pub fn seek(&mut self, ms: u64) -> u32 {
