@@ -79,19 +79,27 @@ pub async fn play<W: AsyncWrite + Unpin>(
             (Some(d), Some(a)) => Some(d.min(a)),
             (d, a) => d.or(a),
         };
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            break;
+        }
+        // A due action goes first: `timeout_at` polls the read before its
+        // deadline, so a player with a backlog would otherwise never get to it.
+        if action_at.is_some_and(|a| a <= now) {
+            if let Some((_, a)) = actions.next() {
+                match a {
+                    Action::Seek(ms) => conn.seek(ms).await?,
+                    Action::Pause(on) => conn.pause(on).await?,
+                }
+            }
+            continue;
+        }
         let next = conn.next_message();
         let msg = match wake {
             Some(w) => match tokio::time::timeout_at(w, next).await {
                 Ok(m) => m?,
-                Err(_) if action_at == Some(w) => {
-                    if let Some((_, a)) = actions.next() {
-                        match a {
-                            Action::Seek(ms) => conn.seek(ms).await?,
-                            Action::Pause(on) => conn.pause(on).await?,
-                        }
-                    }
-                    continue;
-                }
+                // The action is due: the top of the loop runs it.
+                Err(_) if action_at == Some(w) => continue,
                 Err(_) => break,
             },
             None => next.await?,
