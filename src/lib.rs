@@ -48,4 +48,5 @@ pub mod server;
 pub mod split;
 pub mod stats;
 pub mod telemetry;
+pub mod tls;
 pub mod vod;

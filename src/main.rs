@@ -321,8 +321,9 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         let apps: Vec<&str> = s.apps.iter().map(|a| a.name.as_str()).collect();
         for l in &s.listen {
             let a = &l.at;
+            let scheme = if l.ssl { "rtmps" } else { "rtmp" };
             eprintln!(
-                "  rtmp://{a}  server #{i}  applications: {}",
+                "  {scheme}://{a}  server #{i}  applications: {}",
                 apps.join(", ")
             );
         }
@@ -330,7 +331,8 @@ async fn serve(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     for h in &config.http {
         let locs: Vec<&str> = h.locations.iter().map(|l| l.prefix.as_str()).collect();
         for a in &h.listen {
-            eprintln!("  http://{a}  locations: {}", locs.join(", "));
+            let scheme = if h.ssl.contains(a) { "https" } else { "http" };
+            eprintln!("  {scheme}://{a}  locations: {}", locs.join(", "));
         }
     }
     for s in &config.servers {

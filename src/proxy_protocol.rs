@@ -45,6 +45,26 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
     Err(ProxyError::Missing)
 }
 
+/// How many more bytes the header surely has, given its first `buf.len()`
+/// (at least 1 while [`parse`] says `Ok(None)`). Reading exactly this much
+/// never reads past the header, so what follows (a TLS ClientHello) stays
+/// in the socket for whoever comes next.
+pub fn wanted(buf: &[u8]) -> usize {
+    const PROBE: usize = 8;
+    if buf.len() < PROBE {
+        return PROBE - buf.len();
+    }
+    if buf.starts_with(b"PROXY") {
+        // v1 ends at a CRLF: no way to know sooner.
+        return 1;
+    }
+    if buf.len() < 16 {
+        return 16 - buf.len();
+    }
+    let total = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+    total.min(V2_MAX).saturating_sub(buf.len()).max(1)
+}
+
 fn v1(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
     let Some(end) = buf.windows(2).take(V1_MAX - 1).position(|w| w == b"\r\n") else {
         return if buf.len() >= V1_MAX {
@@ -127,6 +147,27 @@ fn v2(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading `wanted` bytes at a time ends exactly at the header's end.
+    #[test]
+    fn wanted_never_reads_past_the_header() {
+        let mut v2 = SIG.to_vec();
+        v2.extend_from_slice(&[0x21, 0x11, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2]);
+        for h in [
+            &b"PROXY UNKNOWN\r\n"[..],
+            &b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 1935\r\n"[..],
+            &v2[..],
+        ] {
+            let mut wire = h.to_vec();
+            wire.extend_from_slice(b"\x16\x03\x01 hello");
+            let mut got = 0;
+            while parse(&wire[..got]).unwrap().is_none() {
+                got += wanted(&wire[..got]);
+                assert!(got <= h.len(), "read past the header: {got}");
+            }
+            assert_eq!(parse(&wire[..got]).unwrap().unwrap().len, h.len());
+        }
+    }
 
     #[test]
     fn v1_headers() {

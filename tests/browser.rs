@@ -14,17 +14,23 @@ use common::*;
 
 /// Runs tests/browser/play.mjs on `page`; returns its JSON line.
 fn play(page: &str) -> String {
+    play_trusting(page, None)
+}
+
+/// The same, with Chromium accepting the certificate whose public key
+/// hashes to `spki` (see `common::tls::spki_hash`).
+fn play_trusting(page: &str, spki: Option<&str>) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists()
             && Path::new("/usr/bin/chromium").exists(),
         "run ./scripts/test.sh: it installs chromium and the npm packages in tests/browser"
     );
-    let out = Command::new("node")
-        .arg(dir.join("play.mjs"))
-        .arg(page)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new("node");
+    if let Some(h) = spki {
+        cmd.env("TRUST_SPKI", h);
+    }
+    let out = cmd.arg(dir.join("play.mjs")).arg(page).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -224,4 +230,123 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
         "ffmpeg received message type 32"
     );
     assert!(s.log().contains("go away sent: Moved by the operator"));
+}
+
+/// HTTPS (`listen ... ssl` in http{}): Chromium, trusting the test
+/// certificate and only it, shows the dashboard and plays HLS and
+/// HTTP-FLV over HTTPS, from a stream ffmpeg publishes over RTMPS; a plain
+/// HTTP request to the HTTPS port gets no page.
+#[test]
+fn chromium_over_https_shows_the_dashboard_and_plays_hls() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let files = tempfile::tempdir().unwrap();
+    let web = files.path().join("page");
+    std::fs::create_dir_all(&web).unwrap();
+    for (from, to) in [
+        ("index.html", "index.html"),
+        ("node_modules/hls.js/dist/hls.min.js", "hls.min.js"),
+        ("node_modules/mpegts.js/dist/mpegts.js", "mpegts.js"),
+    ] {
+        std::fs::copy(dir.join(from), web.join(to)).unwrap_or_else(|e| {
+            panic!("{from}: {e} (run ./scripts/test.sh to install the npm packages)")
+        });
+    }
+    common::tls::certificate(files.path());
+    let spki = common::tls::spki_hash(&files.path().join("cert.pem"));
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    let hls_dir = files.path().join("hls");
+    let (port, sport, hport) = (free_port(), free_port(), free_port());
+    // The certificate at http{} level, as nginx configs often put it.
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; listen 127.0.0.1:{sport} ssl;\n\
+           ssl_certificate {cert}; ssl_certificate_key {key};\n\
+           application live {{ live on; hls on; hls_path {hls}; hls_fragment 1s; \
+           hls_playlist_length 8s; }} }} }}\n\
+         http {{ ssl_certificate {cert}; ssl_certificate_key {key};\n\
+           ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;\n\
+           server {{ listen 127.0.0.1:{hport} ssl;\n\
+           location /page {{ alias {web}; }}\n\
+           location /hls {{ root {root}; }}\n\
+           location /stat {{ rtmp_stat all; }}\n\
+           location /control {{ rtmp_control all; }}\n\
+           location /live {{ flv_live on; }}\n\
+           location / {{ rtmp_dashboard on; }} }} }}\n",
+        cert = cert.display(),
+        key = key.display(),
+        hls = hls_dir.display(),
+        web = web.display(),
+        root = files.path().display(),
+    );
+    let s = Server::with_config(&conf, port);
+    let src = make_source(s.dir.path(), 40);
+    let publisher = ffmpeg_publish_file(&src, &format!("rtmps://127.0.0.1:{sport}/live/cam"));
+    std::thread::sleep(Duration::from_secs(4));
+
+    // In clear, the HTTPS port answers no HTTP.
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", hport)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /stat HTTP/1.0\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        assert!(
+            !got.starts_with(b"HTTP/"),
+            "plain HTTP answered on the HTTPS port"
+        );
+    }
+    assert!(
+        s.wait_log("http: closed: TLS handshake failed"),
+        "{}",
+        s.log()
+    );
+
+    let base = format!("https://localhost:{hport}");
+    let hls = play_trusting(
+        &format!("{base}/page/index.html?kind=hls&src={base}/hls/cam.m3u8"),
+        Some(&spki),
+    );
+    assert!(hls.contains("\"ok\":true"), "hls.js over HTTPS: {hls}");
+    let flv = play_trusting(
+        &format!("{base}/page/index.html?kind=flv&src={base}/live/cam.flv"),
+        Some(&spki),
+    );
+    assert!(flv.contains("\"ok\":true"), "mpegts.js over HTTPS: {flv}");
+
+    let out = Command::new("node")
+        .env("TRUST_SPKI", &spki)
+        .arg(dir.join("dashboard.mjs"))
+        .arg(format!("{base}/"))
+        .arg("cam")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "dashboard.mjs: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(result["listed"], true, "dashboard over HTTPS: {result}");
+    assert!(
+        result["played"].as_f64().is_some(),
+        "embedded player over HTTPS: {result}"
+    );
+
+    // Without the trust, Chromium refuses the page.
+    let refused = Command::new("node")
+        .arg(dir.join("play.mjs"))
+        .arg(format!(
+            "{base}/page/index.html?kind=hls&src={base}/hls/cam.m3u8"
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("ERR_CERT_AUTHORITY_INVALID"),
+        "an untrusted certificate was accepted: {err}"
+    );
+    let mut publisher = publisher;
+    let _ = publisher.kill();
+    let _ = publisher.wait();
 }

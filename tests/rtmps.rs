@@ -11,101 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::raw::Raw;
+use common::tls::{ca_and_leaf, certificate};
 use common::*;
-
-/// A test CA (`ca.pem`) and a certificate for localhost/127.0.0.1 signed
-/// by it (`cert.pem`, with the CA after it, and `key.pem`), as a real
-/// deployment has them: a self-signed certificate is a CA, which WebPKI
-/// does not accept as a server's.
-fn ca_and_leaf(dir: &Path) {
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Sluice Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "leaf.csr",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "leaf.pem",
-    ]);
-    let chain = [
-        std::fs::read(dir.join("leaf.pem")).unwrap(),
-        std::fs::read(dir.join("ca.pem")).unwrap(),
-    ]
-    .concat();
-    std::fs::write(dir.join("cert.pem"), chain).unwrap();
-}
-
-fn certificate(dir: &Path) {
-    let st = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl req failed");
-}
 
 /// A TLS 1.2 ClientHello (ECDHE-RSA/ECDSA AES-GCM, x25519): the server
 /// answers it and then waits for a key exchange that never comes.
@@ -431,4 +338,80 @@ fn pushes_and_sluice_clients_go_over_rtmps_when_trusted() {
         String::from_utf8_lossy(&o.stderr).contains("certificate"),
         "{o:?}"
     );
+}
+
+/// A TCP forwarder that puts a PROXY v1 header naming `client` in front of
+/// each connection, as a load balancer does; returns its port.
+fn proxy_front(to: u16, client: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                return;
+            };
+            use std::io::Write;
+            let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 {to}\r\n");
+            up.write_all(header.as_bytes()).unwrap();
+            let (mut a, mut b) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b);
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut a, mut b) = (up, c);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b);
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// nginx's stunnel-style `stream {}` TLS front, unchanged, is served as
+/// RTMPS directly: ffmpeg publishes through it and plays through a second
+/// one that takes a PROXY header before the TLS, whose client address
+/// Sluice then reports.
+#[test]
+fn a_stream_tls_front_is_served_as_rtmps() {
+    let work = tempfile::tempdir().unwrap();
+    certificate(work.path());
+    let (port, front, pfront) = (free_port(), free_port(), free_port());
+    let d = work.path().display();
+    let conf = format!(
+        "stream {{
+            upstream rtmp_backend {{ server 127.0.0.1:{port}; }}
+            server {{
+                listen 127.0.0.1:{front} ssl;
+                proxy_pass rtmp_backend;
+                ssl_certificate {d}/cert.pem;
+                ssl_certificate_key {d}/key.pem;
+                ssl_session_cache shared:SSL:10m;
+            }}
+            server {{
+                listen 127.0.0.1:{pfront} ssl proxy_protocol;
+                proxy_pass 127.0.0.1:{port};
+                ssl_certificate {d}/cert.pem;
+                ssl_certificate_key {d}/key.pem;
+            }}
+        }}
+        rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}"
+    );
+    let srv = Server::with_config(&conf, port);
+    let src = make_source(work.path(), 6);
+    let want = counts(&src);
+    let lb = proxy_front(pfront, "203.0.113.9");
+    let out = work.path().join("out.flv");
+    let player = ffmpeg_player(&format!("rtmps://127.0.0.1:{lb}/live/cam"), &out);
+    std::thread::sleep(Duration::from_millis(1500));
+    let publisher = ffmpeg_publish_file(&src, &format!("rtmps://127.0.0.1:{front}/live/cam"));
+    let o = wait_for(publisher, Duration::from_secs(30));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = wait_for(player, Duration::from_secs(20));
+    assert_eq!(counts(&out), want, "player through the PROXY+TLS front");
+    assert_eq!(decode_errors(&out), "");
+    let log = srv.log();
+    assert!(log.contains("addr=203.0.113.9:40000"), "{log}");
+    assert!(!log.contains("outside rtmp"), "{log}");
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::access::{self, Rule};
 use super::syntax::{err, ConfigError, Directive};
+use super::tls::TlsScope;
 
 /// Who may use a location: nginx's `allow`/`deny` (first match decides, no
 /// match allows) and `auth_basic` with its htpasswd file, each taken from
@@ -193,6 +194,10 @@ pub struct HttpServerConf {
     pub proxy_protocol: Vec<SocketAddr>,
     /// In the order written; the longest matching prefix wins, as in nginx.
     pub locations: Vec<Location>,
+    /// The `listen ... ssl` addresses (HTTPS), served with [`Self::tls`].
+    pub ssl: Vec<SocketAddr>,
+    /// `ssl_certificate` and friends, from the server or from `http {}`.
+    pub tls: Option<super::TlsConf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,8 +303,9 @@ pub fn parse(
 ) -> Vec<HttpServerConf> {
     let mut servers = Vec::new();
     let mut top = GuardScope::default();
+    let mut top_tls = TlsScope::default();
     for d in http {
-        if d.name != "server" {
+        if d.name != "server" && !top_tls.take(d, warnings, errors) {
             top.take(d, errors);
         }
     }
@@ -310,7 +316,10 @@ pub fn parse(
                     proxy_protocol: Vec::new(),
                     listen: Vec::new(),
                     locations: Vec::new(),
+                    ssl: Vec::new(),
+                    tls: None,
                 };
+                let mut tls = TlsScope::default();
                 let mut srv = GuardScope::default();
                 for d in block {
                     if d.name != "location" && srv.take(d, errors) {
@@ -323,22 +332,18 @@ pub fn parse(
                     if d.name != "location" && GuardScope::default().take(d, &mut Vec::new()) {
                         continue;
                     }
+                    if d.name != "location" && tls.take(d, warnings, errors) {
+                        continue;
+                    }
                     match (d.name.as_str(), &d.block) {
-                        // HTTPS comes with RTMPS: until then an `ssl` listener
-                        // is not opened at all, rather than serve in clear
-                        // what was meant to be encrypted.
-                        ("listen", None) if d.args.iter().any(|p| p == "ssl") => {
-                            had_listen = true;
-                            warnings.push(format!(
-                                "{}: \"listen ... ssl\" (HTTPS) is not implemented by Sluice yet; this listener is not opened",
-                                d.pos
-                            ));
-                        }
                         ("listen", None) => match listen(d) {
                             Ok(mut a) => {
                                 had_listen = true;
                                 if d.args.iter().any(|p| p == "proxy_protocol") {
                                     s.proxy_protocol.extend(a.iter().copied());
+                                }
+                                if d.args.iter().any(|p| p == "ssl") {
+                                    s.ssl.extend(a.iter().copied());
                                 }
                                 s.listen.append(&mut a)
                             }
@@ -375,9 +380,15 @@ pub fn parse(
                     // nginx's default.
                     s.listen.push(SocketAddr::from(([0, 0, 0, 0], 80)));
                 }
+                if tls.on.or(top_tls.on) == Some(true) {
+                    s.ssl = s.listen.clone();
+                }
+                let first = s.ssl.first().map(|a| format!("listen {a} ssl"));
+                s.tls = tls.resolve(&top_tls, first.as_deref(), &d.pos, warnings, errors);
                 servers.push(s);
             }
             _ if GuardScope::default().take(d, &mut Vec::new()) => {}
+            _ if TlsScope::default().take(d, &mut Vec::new(), &mut Vec::new()) => {}
             _ => warnings.push(format!(
                 "{}: \"{}\" in http {{}} is ignored by Sluice",
                 d.pos, d.name

@@ -17,7 +17,9 @@ pub mod hls;
 pub mod http;
 pub mod play;
 pub mod relay;
+pub mod stream;
 pub mod syntax;
+mod tls;
 mod units;
 
 use std::collections::HashMap;
@@ -103,6 +105,20 @@ pub struct ServerConf {
     pub apps: Vec<AppConf>,
     /// `on_connect`/`on_disconnect` and the settings they use (server scope).
     pub notify: NotifyConf,
+}
+
+impl ServerConf {
+    /// The TLS settings of the listener at `at`: its own (a `stream {}`
+    /// front) or the server's; `None` for a plain listener.
+    pub fn tls_for(&self, at: &Endpoint) -> Option<&TlsConf> {
+        let l = self.listen.iter().find(|l| &l.at == at && l.ssl)?;
+        l.tls.as_ref().or(self.tls.as_ref())
+    }
+
+    /// Every TLS setting its listeners use, to check before serving.
+    pub fn tls_in_use(&self) -> impl Iterator<Item = &TlsConf> {
+        self.listen.iter().filter_map(|l| self.tls_for(&l.at))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -800,6 +816,9 @@ pub struct Listen {
     pub reuseport: bool,
     /// `ssl`: RTMPS, with the `server {}`'s certificate.
     pub ssl: bool,
+    /// The listener's own certificate: a `stream {}` TLS front served
+    /// directly (see [`stream`]), whose `ssl_certificate` is its own.
+    pub tls: Option<TlsConf>,
 }
 
 /// A `server {}`'s TLS settings (nginx's names).
@@ -854,12 +873,6 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             }
         }
     }
-    if ssl && proxy_protocol {
-        return Err(err(
-            &d.pos,
-            "\"ssl\" with \"proxy_protocol\" in one \"listen\" is not supported by Sluice yet",
-        ));
-    }
     if let Some(path) = addr.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(err(
@@ -872,6 +885,7 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             proxy_protocol,
             reuseport: false,
             ssl,
+            tls: None,
         }]);
     }
     Ok(listen_addr(d, addr, 1935)?
@@ -881,6 +895,7 @@ fn parse_listen(d: &Directive) -> Result<Vec<Listen>, ConfigError> {
             proxy_protocol,
             reuseport,
             ssl,
+            tls: None,
         })
         .collect())
 }
@@ -947,6 +962,7 @@ impl Config {
         };
         let mut rtmp: Option<&Directive> = None;
         let mut http_servers = Vec::new();
+        let mut fronts = Vec::new();
         let mut pid = None;
         for d in tree {
             if d.name == "pid" && d.block.is_none() {
@@ -958,6 +974,14 @@ impl Config {
                         "invalid number of arguments in \"pid\" directive",
                     )),
                 }
+            } else if d.name == "stream" && d.block.is_some() {
+                let block = d.block.as_deref().unwrap_or_default();
+                fronts.extend(stream::parse(
+                    block,
+                    &d.pos,
+                    &mut it.warnings,
+                    &mut it.errors,
+                ));
             } else if d.name == "http" && d.block.is_some() {
                 let block = d.block.as_deref().unwrap_or_default();
                 http_servers.extend(http::parse(block, &mut it.warnings, &mut it.errors));
@@ -1409,6 +1433,7 @@ impl Config {
                 notify,
             });
         }
+        attach_fronts(&fronts, &mut servers, &mut it);
         if servers.is_empty() {
             // nginx-rtmp loads such a config (its servers may come from an
             // include that matches nothing yet); it just accepts nothing.
@@ -1448,6 +1473,42 @@ impl Config {
             })
         } else {
             Err(it.errors)
+        }
+    }
+}
+
+/// Makes each TLS `stream {}` front an RTMPS listener of the RTMP server
+/// its `proxy_pass` reaches; a front that reaches none keeps a warning.
+fn attach_fronts(fronts: &[stream::Front], servers: &mut [ServerConf], it: &mut Interp) {
+    for f in fronts {
+        let target = servers.iter().position(|s| {
+            s.listen
+                .iter()
+                .any(|l| matches!(&l.at, Endpoint::Tcp(a) if !l.ssl && f.points_at(a)))
+        });
+        let Some(i) = target else {
+            it.warnings.push(format!(
+                "{}: this stream {{}} server proxies to {}, which no rtmp {{}} listen serves; Sluice does not open it",
+                f.pos, f.target_text
+            ));
+            continue;
+        };
+        for a in &f.listen {
+            let at = Endpoint::Tcp(*a);
+            if servers.iter().flat_map(|s| &s.listen).any(|l| l.at == at) {
+                it.errors.push(err(
+                    &f.pos,
+                    format!("duplicate listen {a}: both rtmp {{}} and stream {{}} listen there"),
+                ));
+                continue;
+            }
+            servers[i].listen.push(Listen {
+                at,
+                proxy_protocol: f.proxy_protocol,
+                reuseport: false,
+                ssl: true,
+                tls: f.tls.clone(),
+            });
         }
     }
 }
@@ -1704,6 +1765,72 @@ mod tests {
         assert_eq!(h.location("/hls/a.m3u8").unwrap().root, Some("/tmp".into()));
         assert!(h.location("/live/x.flv").unwrap().flv_live);
         assert!(h.location("/other").is_none());
+    }
+
+    #[test]
+    fn https_servers_take_certificates_from_http_or_their_own() {
+        let c = Config::parse(
+            "http { ssl_certificate /a.pem; ssl_certificate_key /a.key; ssl_protocols TLSv1 TLSv1.2;\n\
+               server { listen 8443 ssl; listen 8080; }\n\
+               server { listen 9443; ssl on; ssl_certificate /b.pem; ssl_ciphers HIGH; }\n\
+               server { listen 80; } }\n\
+             rtmp { server { listen 1935; application live { live on; } } }",
+            "n",
+        )
+        .unwrap();
+        let [a, b, plain] = &c.http[..] else { panic!() };
+        assert_eq!(a.ssl, vec!["0.0.0.0:8443".parse().unwrap()]);
+        assert_eq!(a.listen.len(), 2);
+        let t = a.tls.as_ref().unwrap();
+        assert_eq!(
+            (t.certificate.to_str(), t.key.to_str()),
+            (Some("/a.pem"), Some("/a.key"))
+        );
+        assert_eq!(t.protocols, ["TLSv1", "TLSv1.2"]);
+        // `ssl on`: every listen is TLS; the server's certificate wins.
+        assert_eq!(b.ssl, b.listen);
+        assert_eq!(b.tls.as_ref().unwrap().certificate.to_str(), Some("/b.pem"));
+        assert!(plain.ssl.is_empty());
+        let w = c.warnings.join("\n");
+        assert!(w.contains("ssl_protocols TLSv1 is not offered"), "{w}");
+        assert!(w.contains("ssl_ciphers is not applied"), "{w}");
+        assert!(!w.contains("\"ssl_certificate\""), "{w}");
+    }
+
+    #[test]
+    fn a_tls_stream_front_becomes_an_rtmps_listener() {
+        let c = Config::parse(
+            "stream { ssl_protocols TLSv1.2;\n\
+               upstream backend { server 127.0.0.1:1935; }\n\
+               server { listen 1936 ssl proxy_protocol; proxy_pass backend;\n\
+                 ssl_certificate /c.pem; ssl_certificate_key /k.pem; ssl_handshake_timeout 5s; }\n\
+               server { listen 9000; proxy_pass 127.0.0.1:1935; }\n\
+               server { listen 9443 ssl; proxy_pass example.com:1935; ssl_certificate /c.pem; ssl_certificate_key /k.pem; } }\n\
+             rtmp { server { listen 1935; application live { live on; } } }",
+            "n",
+        )
+        .unwrap();
+        let l = &c.servers[0].listen;
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l[1].at, Endpoint::Tcp("0.0.0.0:1936".parse().unwrap()));
+        assert!(l[1].ssl && l[1].proxy_protocol);
+        let t = c.servers[0].tls_for(&l[1].at).unwrap();
+        assert_eq!(t.certificate.to_str(), Some("/c.pem"));
+        assert_eq!(t.protocols, ["TLSv1.2"]);
+        assert_eq!(t.handshake_timeout, Some(Duration::from_secs(5)));
+        assert!(c.servers[0].tls_for(&l[0].at).is_none());
+        let w = c.warnings.join("\n");
+        assert!(w.contains("1 other server(s) ignored"), "{w}");
+        assert!(
+            w.contains("proxies to example.com:1935, which no rtmp {} listen serves"),
+            "{w}"
+        );
+        // A TLS front without a certificate is an error, as in nginx.
+        let e = errors(
+            "stream {\n server {\n  listen 1936 ssl;\n  proxy_pass 127.0.0.1:1935;\n }\n}\n\
+             rtmp { server { listen 1935; application live { live on; } } }",
+        );
+        assert!(e[0].contains("f.conf:2: no \"ssl_certificate\""), "{e:?}");
     }
 
     #[test]

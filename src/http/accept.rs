@@ -20,7 +20,8 @@ use tracing::warn;
 
 use crate::proxy_protocol as proxy;
 
-/// How long a client has to send its PROXY header.
+/// How long a client has to send its PROXY header and finish its TLS
+/// handshake.
 const HEADER_TIME: Duration = Duration::from_secs(10);
 
 /// A TCP stream that first yields the bytes read past a PROXY header.
@@ -61,6 +62,54 @@ impl AsyncWrite for Prefixed {
     }
 }
 
+/// An accepted HTTP connection: in clear, or HTTPS (`listen ... ssl`).
+pub enum Conn {
+    Plain(Prefixed),
+    Tls(Box<tokio_rustls::server::TlsStream<Prefixed>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(p) => Pin::new(p).poll_read(cx, buf),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(p) => Pin::new(p).poll_write(cx, buf),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(p) => Pin::new(p).poll_flush(cx),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(p) => Pin::new(p).poll_shutdown(cx),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Where an HTTPS listener gets its acceptor: called once per connection,
+/// so a reload's renewed certificate serves the next one.
+pub type TlsSource = Box<dyn FnMut() -> Option<tokio_rustls::TlsAcceptor> + Send>;
+
 /// The client of an HTTP request: the TCP peer, or the one its PROXY
 /// header named.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +123,7 @@ impl Connected<IncomingStream<'_, Accept>> for Peer {
 
 /// An axum listener fed by an accept task.
 pub struct Accept {
-    rx: mpsc::Receiver<(Prefixed, SocketAddr)>,
+    rx: mpsc::Receiver<(Conn, SocketAddr)>,
     local: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
@@ -86,7 +135,13 @@ impl Drop for Accept {
 }
 
 impl Accept {
-    pub fn new(listener: TcpListener, proxied: bool) -> io::Result<Accept> {
+    /// Accepts on `listener`; with `tls`, every connection is HTTPS (after
+    /// its PROXY header, when `proxied`).
+    pub fn new(
+        listener: TcpListener,
+        proxied: bool,
+        mut tls: Option<TlsSource>,
+    ) -> io::Result<Accept> {
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(async move {
@@ -100,28 +155,72 @@ impl Accept {
                     }
                 };
                 let tx = tx.clone();
-                if !proxied {
+                let acceptor = match tls.as_mut() {
+                    Some(source) => match source() {
+                        Some(a) => Some(a),
+                        None => {
+                            warn!(%addr, "https: closed: no TLS configuration for this listener");
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                if !proxied && acceptor.is_none() {
                     let io = Prefixed {
                         early: BytesMut::new(),
                         inner: sock,
                     };
-                    if tx.send((io, addr)).await.is_err() {
+                    if tx.send((Conn::Plain(io), addr)).await.is_err() {
                         return;
                     }
                     continue;
                 }
+                // PROXY headers and TLS handshakes take round trips: each
+                // on a task of its own, so a slow client holds up no one.
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HEADER_TIME, header(sock)).await {
+                    match tokio::time::timeout(HEADER_TIME, prepare(sock, proxied, acceptor)).await
+                    {
                         Ok(Ok((io, real))) => {
                             let _ = tx.send((io, real.unwrap_or(addr))).await;
                         }
-                        Ok(Err(e)) => warn!(%addr, "http: closed: {e}"),
-                        Err(_) => warn!(%addr, "http: closed: no PROXY protocol header in time"),
+                        Ok(Err(e)) => warn!(%addr, "http: closed: {e:#}"),
+                        Err(_) => warn!(
+                            %addr,
+                            "http: closed: no PROXY header or TLS handshake within {HEADER_TIME:?}"
+                        ),
                     }
                 });
             }
         });
         Ok(Accept { rx, local, task })
+    }
+}
+
+/// The PROXY header when there is one, then the TLS handshake when the
+/// listener is HTTPS.
+async fn prepare(
+    sock: TcpStream,
+    proxied: bool,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<(Conn, Option<SocketAddr>)> {
+    let (io, real) = if proxied {
+        header(sock).await?
+    } else {
+        let io = Prefixed {
+            early: BytesMut::new(),
+            inner: sock,
+        };
+        (io, None)
+    };
+    match acceptor {
+        None => Ok((Conn::Plain(io), real)),
+        Some(a) => {
+            let t = a
+                .accept(io)
+                .await
+                .map_err(|e| anyhow::anyhow!("TLS handshake failed: {e}"))?;
+            Ok((Conn::Tls(Box::new(t)), real))
+        }
     }
 }
 
@@ -149,7 +248,7 @@ async fn header(mut sock: TcpStream) -> anyhow::Result<(Prefixed, Option<SocketA
 }
 
 impl axum::serve::Listener for Accept {
-    type Io = Prefixed;
+    type Io = Conn;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

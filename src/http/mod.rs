@@ -31,6 +31,8 @@ pub struct HttpListener {
     listener: TcpListener,
     /// `listen ... proxy_protocol`.
     proxied: bool,
+    /// `listen ... ssl`: HTTPS.
+    ssl: bool,
 }
 
 impl HttpListener {
@@ -61,6 +63,7 @@ impl HttpListener {
                 conf: conf.clone(),
                 listener,
                 proxied: conf.proxy_protocol.contains(addr),
+                ssl: conf.ssl.contains(addr),
             });
         }
         Ok(out)
@@ -82,9 +85,22 @@ impl HttpListener {
             shared,
         });
         let proxied = self.proxied;
-        let app = axum::Router::new().fallback(route).with_state(state);
+        let app = axum::Router::new()
+            .fallback(route)
+            .with_state(state.clone());
         let app = app.into_make_service_with_connect_info::<accept::Peer>();
-        let listener = match accept::Accept::new(self.listener, proxied) {
+        let tls = self.ssl.then(|| {
+            // The certificate is read again with each configuration
+            // generation, so a reload serves renewed files.
+            let (shared, conf) = (state.shared.clone(), state.conf.clone());
+            let mut cache = crate::tls::Acceptors::default();
+            let source: accept::TlsSource = Box::new(move || {
+                let config = shared.config();
+                cache.get(Arc::as_ptr(&config) as usize, conf.tls.as_ref())
+            });
+            source
+        });
+        let listener = match accept::Accept::new(self.listener, proxied, tls) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!("http server stopped: {e}");

@@ -113,42 +113,9 @@ impl Listener {
 /// The address a Unix socket client is known by (it has none of its own).
 const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
-/// The TLS configuration of the `server {}` an `ssl` listener belongs to,
-/// built again when a reload brings a new configuration (new connections
-/// get the new certificate; existing ones keep theirs).
-#[derive(Default)]
-struct TlsCache(Option<(usize, usize, tokio_rustls::TlsAcceptor)>);
-
-impl TlsCache {
-    fn get(
-        &mut self,
-        config: &Arc<crate::config::Config>,
-        server: usize,
-    ) -> Option<tokio_rustls::TlsAcceptor> {
-        let key = Arc::as_ptr(config) as usize;
-        if let Some((k, s, a)) = &self.0 {
-            if *k == key && *s == server {
-                return Some(a.clone());
-            }
-        }
-        let t = config.servers.get(server)?.tls.as_ref()?;
-        match super::tls::server_config(t) {
-            Ok(c) => {
-                let a = tokio_rustls::TlsAcceptor::from(c);
-                self.0 = Some((key, server, a.clone()));
-                Some(a)
-            }
-            Err(e) => {
-                warn!("TLS configuration not loaded, keeping the previous one: {e:#}");
-                self.0.as_ref().map(|(_, _, a)| a.clone())
-            }
-        }
-    }
-}
-
 /// Accepts until aborted.
 pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
-    let mut tls = TlsCache::default();
+    let mut tls = crate::tls::Acceptors::default();
     loop {
         let accepted = match &l.bound {
             Bound::Tcp(t) => t.accept().await.map(|(s, a)| {
@@ -192,21 +159,35 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
         let (proxied, shared) = (l.proxy_protocol, shared.clone());
         match sock {
             Accepted::Tcp(s) if ssl => {
-                let Some(acceptor) = tls.get(&config, server) else {
+                let Some(acceptor) = tls.get(
+                    Arc::as_ptr(&config) as usize,
+                    config.servers[server].tls_for(&l.at),
+                ) else {
                     warn!(%addr, "closed: no TLS configuration for this listener");
                     continue;
                 };
                 let limit = config.servers[server]
-                    .tls
-                    .as_ref()
+                    .tls_for(&l.at)
                     .and_then(|t| t.handshake_timeout)
                     .unwrap_or(config.servers[server].core.timeout);
                 tokio::spawn(async move {
-                    match tokio::time::timeout(limit, acceptor.accept(s)).await {
-                        Ok(Ok(stream)) => {
+                    // A PROXY header comes before the ClientHello, in clear.
+                    let handshake = async {
+                        let mut s = s;
+                        let mut addr = addr;
+                        if proxied {
+                            if let Some(real) = read_proxy_exact(&mut s).await? {
+                                addr = real;
+                            }
+                        }
+                        let stream = acceptor.accept(s).await?;
+                        anyhow::Ok((stream, addr))
+                    };
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok((stream, addr))) => {
                             let (tcp, conn) = stream.into_inner();
                             let sock = super::tls::TlsSocket::new(tcp, conn);
-                            start(sock, addr, server, proxied, shared).await;
+                            start(sock, addr, server, false, shared).await;
                         }
                         Ok(Err(e)) => {
                             warn!(%addr, "closed: TLS handshake failed: {e}");
@@ -269,6 +250,26 @@ async fn start<S: Socket>(
     Connection::new(id, addr, server, shared)
         .run(sock, early)
         .await;
+}
+
+/// Reads a PROXY header and not one byte more, so that a TLS handshake
+/// can follow on the same socket.
+async fn read_proxy_exact(tcp: &mut tokio::net::TcpStream) -> anyhow::Result<Option<SocketAddr>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        if let Some(h) = proxy::parse(&buf)? {
+            return Ok(h.source);
+        }
+        if buf.len() >= proxy::V2_MAX {
+            anyhow::bail!("PROXY header too long");
+        }
+        let have = buf.len();
+        buf.resize(have + proxy::wanted(&buf), 0);
+        tcp.read_exact(&mut buf[have..])
+            .await
+            .map_err(|e| anyhow::anyhow!("peer closed before its PROXY header ({e})"))?;
+    }
 }
 
 /// Reads a PROXY header; what follows it stays in `buf`.

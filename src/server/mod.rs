@@ -96,13 +96,16 @@ impl Server {
         crate::telemetry::init();
         let mut http = Vec::new();
         for h in &config.http {
+            if let Some(t) = h.tls.as_ref().filter(|_| !h.ssl.is_empty()) {
+                crate::tls::check(t)?;
+            }
             let mut inherit = |a| inbound.as_mut().and_then(|i| i.take_http(a));
             http.extend(crate::http::HttpListener::bind_inheriting(h, &mut inherit).await?);
         }
         let mut listeners = Vec::new();
         for s in &config.servers {
-            if let Some(t) = s.tls.as_ref().filter(|_| s.listen.iter().any(|l| l.ssl)) {
-                tls::check(t)?;
+            for t in s.tls_in_use() {
+                crate::tls::check(t)?;
             }
             for l in &s.listen {
                 let fd = inbound.as_mut().and_then(|i| i.take_rtmp(&l.at));

@@ -146,8 +146,16 @@ pub async fn apply(
 ) {
     let old = shared.config();
     for s in &new.servers {
-        if let Some(t) = s.tls.as_ref().filter(|_| s.listen.iter().any(|l| l.ssl)) {
-            if let Err(e) = super::tls::check(t) {
+        for t in s.tls_in_use() {
+            if let Err(e) = crate::tls::check(t) {
+                error!("reload refused, the old configuration stays: {e:#}");
+                return;
+            }
+        }
+    }
+    for h in &new.http {
+        if let Some(t) = h.tls.as_ref().filter(|_| !h.ssl.is_empty()) {
+            if let Err(e) = crate::tls::check(t) {
                 error!("reload refused, the old configuration stays: {e:#}");
                 return;
             }

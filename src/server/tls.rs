@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::BufMut;
@@ -18,63 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::socket::Socket;
-use crate::config::TlsConf;
 use crate::node::handover::SocketKind;
-
-/// The rustls configuration of a `server {}` with TLS listeners, from its
-/// PEM files (certificate chain first, then the key).
-pub fn server_config(t: &TlsConf) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    use anyhow::Context as _;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.certificate)
-        .with_context(|| format!("ssl_certificate {}", t.certificate.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("ssl_certificate {}", t.certificate.display()))?;
-    if certs.is_empty() {
-        anyhow::bail!(
-            "ssl_certificate {}: no certificate in it",
-            t.certificate.display()
-        );
-    }
-    let key = PrivateKeyDer::from_pem_file(&t.key)
-        .with_context(|| format!("ssl_certificate_key {}", t.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions = versions(&t.protocols);
-    let mut c = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .context("ssl_protocols")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("ssl_certificate and ssl_certificate_key do not match")?;
-    // Sessions resume, by ticket and by id.
-    c.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-    if let Ok(t) = rustls::crypto::ring::Ticketer::new() {
-        c.ticketer = t;
-    }
-    Ok(Arc::new(c))
-}
-
-/// TLS versions from `ssl_protocols` (nginx's names). rustls speaks only
-/// TLS 1.2 and 1.3; older names are ignored (config warns).
-fn versions(protocols: &[String]) -> Vec<&'static rustls::SupportedProtocolVersion> {
-    let mut v = Vec::new();
-    if protocols.is_empty() || protocols.iter().any(|p| p == "TLSv1.2") {
-        v.push(&rustls::version::TLS12);
-    }
-    if protocols.is_empty() || protocols.iter().any(|p| p == "TLSv1.3") {
-        v.push(&rustls::version::TLS13);
-    }
-    if v.is_empty() {
-        v.push(&rustls::version::TLS13);
-    }
-    v
-}
-
-/// Checks a server's TLS files load, for `sluice check` and start-up.
-pub fn check(t: &TlsConf) -> anyhow::Result<()> {
-    server_config(t).map(|_| ())
-}
 
 /// A TCP socket's non-blocking reads and writes as `io::Read`/`Write`, for
 /// rustls to move ciphertext through.

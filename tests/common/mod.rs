@@ -4,6 +4,7 @@
 
 pub mod ffmpeg9;
 pub mod raw;
+pub mod tls;
 
 use std::io::Read;
 use std::net::TcpStream;
