@@ -16,30 +16,66 @@ use sluice::server::Server as InProcess;
 /// What the players on A and B recorded together is exactly the source.
 #[test]
 fn zero_loss_move_between_servers() {
-    let port = free_port();
+    move_between_servers(false);
+}
+
+/// The same over rtmps:// on both servers, publisher and players alike,
+/// trusting the test CA.
+#[test]
+fn zero_loss_move_between_rtmps_servers() {
+    move_between_servers(true);
+}
+
+fn move_between_servers(tls: bool) {
+    let certs = tempfile::tempdir().unwrap();
+    common::tls::ca_and_leaf(certs.path());
+    let d = certs.path().display();
+    let ca = certs.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let (port, tport) = (free_port(), free_port());
     let conf = format!(
-        "rtmp {{ drain_timeout 10s; server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}"
+        "rtmp {{ drain_timeout 10s; server {{ listen 127.0.0.1:{port}; listen 127.0.0.1:{tport} ssl;\n\
+         ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;\n\
+         application live {{ live on; }} }} }}"
     );
     let mut a = Server::with_config(&conf, port);
-    let b = Server::start("");
+    let (bport, btport) = (free_port(), free_port());
+    let b = Server::with_config(
+        &conf
+            .replace(&format!(":{port};"), &format!(":{bport};"))
+            .replace(&format!(":{tport} "), &format!(":{btport} ")),
+        bport,
+    );
+    let url = |plain: u16, secure: u16| {
+        if tls {
+            format!("rtmps://localhost:{secure}/live/m")
+        } else {
+            format!("rtmp://127.0.0.1:{plain}/live/m")
+        }
+    };
+    let (ua, ub) = (url(port, tport), url(bport, btport));
     let src = make_source(a.dir.path(), 20);
     let (fa, fb) = (a.path("a.flv"), b.path("b.flv"));
     let pa = sluice(&[
         "play",
-        &a.url("m"),
+        &ua,
         "-o",
         fa.to_str().unwrap(),
         "--until-unpublish",
+        "--ca",
+        ca,
     ]);
     let pb = sluice(&[
         "play",
-        &b.url("m"),
+        &ub,
         "-o",
         fb.to_str().unwrap(),
         "--until-unpublish",
+        "--ca",
+        ca,
     ]);
     sleep(Duration::from_millis(1000));
-    let publ = sluice(&["publish", src.to_str().unwrap(), &a.url("m"), &b.url("m")]);
+    let publ = sluice(&["publish", src.to_str().unwrap(), &ua, &ub, "--ca", ca]);
     // mid-GOP (1 s GOP): the publisher must keep feeding A until the keyframe
     sleep(Duration::from_millis(6500));
     let t = Instant::now();
@@ -87,7 +123,7 @@ fn zero_loss_move_between_servers() {
         "B starts on a keyframe"
     );
     eprintln!(
-        "source {} frames: {} on A, {} on B; drain took {drain_took:?}",
+        "tls {tls}: source {} frames: {} on A, {} on B; drain took {drain_took:?}",
         source.len(),
         on_a.len(),
         on_b.len()
