@@ -277,6 +277,10 @@ pub struct RelayConf {
     pub session_relay: bool,
     /// `relay_buffer`: the buffer length a pull asks its upstream for.
     pub buffer: Duration,
+    /// `rtmp_relay_ssl_trusted_certificate`: also trusted for relays to
+    /// where `on_publish`/`on_play` redirect (already set on the targets
+    /// above).
+    pub trusted_ca: Option<PathBuf>,
 }
 
 const MAIN: u8 = 1;
@@ -1181,6 +1185,7 @@ impl Config {
                     {
                         t.trusted_ca = Some(ca.clone());
                     }
+                    relay.trusted_ca = Some(ca);
                 }
                 let mut recorders = Vec::new();
                 let own = RecorderConf::from_lookup("", &l);
@@ -1795,6 +1800,25 @@ mod tests {
         assert!(w.contains("ssl_protocols TLSv1 is not offered"), "{w}");
         assert!(w.contains("ssl_ciphers is not applied"), "{w}");
         assert!(!w.contains("\"ssl_certificate\""), "{w}");
+    }
+
+    #[test]
+    fn the_relay_ca_covers_targets_and_redirects() {
+        let c = Config::parse(
+            "rtmp { rtmp_relay_ssl_trusted_certificate /ca.pem; server { listen 1935;\n\
+             application a { live on; push rtmps://x/live; pull rtmps://y/live; }\n\
+             application b { live on; rtmp_relay_ssl_trusted_certificate /b.pem; } } }",
+            "n",
+        )
+        .unwrap();
+        let [a, b] = &c.servers[0].apps[..] else {
+            panic!()
+        };
+        let ca = Some(PathBuf::from("/ca.pem"));
+        assert_eq!(a.relay.pushes[0].trusted_ca, ca);
+        assert_eq!(a.relay.pulls[0].trusted_ca, ca);
+        assert_eq!(a.relay.trusted_ca, ca);
+        assert_eq!(b.relay.trusted_ca, Some(PathBuf::from("/b.pem")));
     }
 
     #[test]

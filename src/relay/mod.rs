@@ -138,9 +138,10 @@ impl Relays {
 
     /// An on_publish 3xx to an rtmp:// URL: push the stream there.
     fn push_to(&self, app: &AppConf, key: &StreamKey, stream: &Arc<Stream>, url: &str) {
-        let Ok(target) = RelayTarget::parse(&[url.to_owned()], false) else {
+        let Ok(mut target) = RelayTarget::parse(&[url.to_owned()], false) else {
             return;
         };
+        target.trusted_ca = app.relay.trusted_ca.clone();
         let p = push::Push::new(
             key.clone(),
             stream.clone(),
@@ -166,7 +167,7 @@ impl Relays {
             Source::Fixed {
                 url: t.url_for(&key.name),
                 extra: vec![],
-                ca: t.trusted_ca.clone(),
+                ca: app.relay.trusted_ca.clone(),
             }
         } else if let Some(t) = app.relay.pulls.iter().find(|t| t.matches(&key.name)) {
             Source::Fixed {
