@@ -415,3 +415,48 @@ fn a_stream_tls_front_is_served_as_rtmps() {
     assert!(log.contains("addr=203.0.113.9:40000"), "{log}");
     assert!(!log.contains("outside rtmp"), "{log}");
 }
+
+/// Sessions resume: by session id over TLS 1.2 and by ticket over TLS 1.3
+/// (openssl s_client reports "Reused").
+#[test]
+fn tls_sessions_resume() {
+    let work = tempfile::tempdir().unwrap();
+    certificate(work.path());
+    let (port, tls_port) = (free_port(), free_port());
+    let d = work.path().display();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; listen 127.0.0.1:{tls_port} ssl;
+            ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;
+            application live {{ live on; }} }} }}"
+    );
+    let _srv = Server::with_config(&conf, port);
+    // s_client reads for a second before its stdin ends, so a TLS 1.3
+    // ticket (sent after the handshake) is received.
+    let client = |args: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "sleep 1 | timeout 10 openssl s_client -connect 127.0.0.1:{tls_port} {args} 2>/dev/null"
+            ))
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("New,") || l.starts_with("Reused,"))
+            .map(|l| l.split(',').next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let v12 = client("-tls1_2 -reconnect");
+    assert_eq!(v12.first().map(String::as_str), Some("New"), "{v12:?}");
+    assert!(
+        v12.len() >= 2 && v12[1..].iter().all(|l| l == "Reused"),
+        "TLS 1.2: {v12:?}"
+    );
+    assert_eq!(client("-tls1_3 -sess_out s.pem"), ["New"]);
+    assert_eq!(
+        client("-tls1_3 -sess_in s.pem"),
+        ["Reused"],
+        "TLS 1.3 ticket"
+    );
+}
