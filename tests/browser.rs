@@ -40,12 +40,33 @@ fn play_trusting(page: &str, spki: Option<&str>) -> String {
     text
 }
 
-#[test]
-fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
-    let files = tempfile::tempdir().unwrap();
-    let web = files.path().join("page");
-    std::fs::create_dir_all(&web).unwrap();
+/// Runs tests/browser/dashboard.mjs on stream `name` of the dashboard at
+/// `url` (trusting the certificate whose key hashes to `spki`); returns
+/// its JSON result.
+fn dashboard(url: &str, name: &str, shot: &str, spki: Option<&str>) -> serde_json::Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut cmd = Command::new("node");
+    if let Some(h) = spki {
+        cmd.env("TRUST_SPKI", h);
+    }
+    let out = cmd
+        .arg(dir.join("dashboard.mjs"))
+        .args([url, name, shot])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "dashboard.mjs: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Copies the test page and the players it loads into `web`.
+fn page_files(web: &Path) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    std::fs::create_dir_all(web).unwrap();
     for (from, to) in [
         ("index.html", "index.html"),
         ("node_modules/hls.js/dist/hls.min.js", "hls.min.js"),
@@ -55,6 +76,14 @@ fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
             panic!("{from}: {e} (run ./scripts/test.sh to install the npm packages)")
         });
     }
+}
+
+#[test]
+fn chromium_plays_hls_with_hls_js_and_http_flv_with_mpegts_js() {
+    let files = tempfile::tempdir().unwrap();
+    let web = files.path().join("page");
+    page_files(&web);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let hls_dir = files.path().join("hls");
     let port = free_port();
     let hport = free_port();
@@ -170,20 +199,7 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
     let mt_publisher = common::ffmpeg9::publish(&mt_src, &s.url("mt"));
     std::thread::sleep(Duration::from_secs(3));
     let shot = std::env::var("SLUICE_SCREENSHOT").unwrap_or_default();
-    let out = Command::new("node")
-        .arg(dir.join("dashboard.mjs"))
-        .arg(format!("http://127.0.0.1:{hport}/"))
-        .arg("cam")
-        .arg(&shot)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "dashboard.mjs: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let result = dashboard(&format!("http://127.0.0.1:{hport}/"), "cam", &shot, None);
     assert_eq!(result["listed"], true, "{result}");
     assert!(
         result["codec"].as_str().unwrap_or("").contains("320×240"),
@@ -196,19 +212,7 @@ fn dashboard_lists_plays_and_its_go_away_button_reaches_the_publisher() {
     assert_eq!(result["toast"], "Go Away sent to: 1", "{result}");
     // The multitrack stream: its tracks with their sizes in the codec line,
     // and the embedded player shows the default track.
-    let out = Command::new("node")
-        .arg(dir.join("dashboard.mjs"))
-        .arg(format!("http://127.0.0.1:{hport}/"))
-        .arg("mt")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mt: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "dashboard.mjs: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let mt = dashboard(&format!("http://127.0.0.1:{hport}/"), "mt", "", None);
     assert!(
         mt["codec"]
             .as_str()
@@ -241,16 +245,7 @@ fn chromium_over_https_shows_the_dashboard_and_plays_hls() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let files = tempfile::tempdir().unwrap();
     let web = files.path().join("page");
-    std::fs::create_dir_all(&web).unwrap();
-    for (from, to) in [
-        ("index.html", "index.html"),
-        ("node_modules/hls.js/dist/hls.min.js", "hls.min.js"),
-        ("node_modules/mpegts.js/dist/mpegts.js", "mpegts.js"),
-    ] {
-        std::fs::copy(dir.join(from), web.join(to)).unwrap_or_else(|e| {
-            panic!("{from}: {e} (run ./scripts/test.sh to install the npm packages)")
-        });
-    }
+    page_files(&web);
     common::tls::certificate(files.path());
     let spki = common::tls::spki_hash(&files.path().join("cert.pem"));
     let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
@@ -313,20 +308,7 @@ fn chromium_over_https_shows_the_dashboard_and_plays_hls() {
     );
     assert!(flv.contains("\"ok\":true"), "mpegts.js over HTTPS: {flv}");
 
-    let out = Command::new("node")
-        .env("TRUST_SPKI", &spki)
-        .arg(dir.join("dashboard.mjs"))
-        .arg(format!("{base}/"))
-        .arg("cam")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "dashboard.mjs: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let result = dashboard(&format!("{base}/"), "cam", "", Some(&spki));
     assert_eq!(result["listed"], true, "dashboard over HTTPS: {result}");
     assert!(
         result["played"].as_f64().is_some(),

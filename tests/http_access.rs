@@ -127,13 +127,8 @@ fn unimplemented_restrictions_refuse_the_config() {
             format!("rtmp {{ server {{ listen 1935; application live {{ live on; }} }} }}\nhttp {{ server {{ listen 8080; {body} }} }}\n"),
         )
         .unwrap();
-        let o = std::process::Command::new(BIN)
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{what} loaded: {err}");
+        let (ok, err) = check_config(&path);
+        assert!(!ok, "{what} loaded: {err}");
         assert!(
             err.contains(&format!("{}:2:", path.display())),
             "{what}: {err}"
@@ -187,13 +182,8 @@ http {{ server {{ listen 127.0.0.1:{tls} ssl; listen 127.0.0.1:{plain};
         ),
     )
     .unwrap();
-    let o = std::process::Command::new(BIN)
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let (ok, err) = check_config(&path);
+    assert!(!ok);
     assert!(
         err.contains(&format!(
             "nginx.conf:2: no \"ssl_certificate\" and \"ssl_certificate_key\" are defined for the \"listen 127.0.0.1:{tls} ssl\" directive"

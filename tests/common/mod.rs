@@ -667,3 +667,16 @@ pub fn probe_codecs(url: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `sluice check -c PATH`: whether it passed, and what it printed on stderr.
+pub fn check_config(path: &Path) -> (bool, String) {
+    let o = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
