@@ -311,9 +311,20 @@ impl Connection {
     }
 
     async fn serve_loop<S: Socket>(&mut self, sock: &mut S) -> Result<(), Close> {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer, set to when housekeeping is next due: an idle
+        // connection sleeps until its next ping instead of waking every
+        // second (2000 idle players cost nothing that grows with them).
+        let mut armed = self.next_due();
+        let timer = tokio::time::sleep_until(armed.into());
+        tokio::pin!(timer);
         loop {
+            // Something done since may be due sooner (counters to report,
+            // a publisher's idle limit): bring the timer forward.
+            let due = self.next_due();
+            if due < armed {
+                armed = due;
+                timer.as_mut().reset(due.into());
+            }
             if self.handover.is_some() && self.pending.is_none() && self.close_after_flush.is_none()
             {
                 if self.hand_over(sock).await? {
@@ -334,9 +345,11 @@ impl Connection {
             // Housekeeping runs here too, not only on the timer branch: a
             // busy connection always has a read or a delivery ready first.
             let now = Instant::now();
-            if now.duration_since(self.last_tick) >= TICK {
+            if now.duration_since(self.last_tick) >= TICK && now >= self.next_due() {
                 self.last_tick = now;
                 self.on_tick()?;
+                armed = self.next_due();
+                timer.as_mut().reset(armed.into());
                 continue;
             }
             enum Ev {
@@ -359,7 +372,7 @@ impl Connection {
                 a = pending_answer(&mut self.pending) => Ev::Answer(a),
                 v = super::vod::next_vod(&mut self.vod, self.buflen) => Ev::Vod(v),
                 _ = self.mailbox.notify.notified() => Ev::Signal,
-                _ = tick.tick() => Ev::Tick,
+                _ = &mut timer => Ev::Tick,
             };
             match ev {
                 Ev::Readable(r) => {
@@ -410,6 +423,8 @@ impl Connection {
                 Ev::Tick => {
                     self.last_tick = Instant::now();
                     self.on_tick()?;
+                    armed = self.next_due();
+                    timer.as_mut().reset(armed.into());
                 }
             }
         }
@@ -562,6 +577,36 @@ impl Connection {
             c.dropped - r.dropped.min(c.dropped),
         );
         self.reported = c;
+    }
+
+    /// When [`Self::on_tick`] next has work: a second after the last one
+    /// while counters have news for /stat or an `on_update` answer
+    /// is awaited, else at the earliest of the connect timeout, the
+    /// keepalive's next step, the idle-publisher limit and the next
+    /// `on_update`.
+    fn next_due(&self) -> Instant {
+        let soon = self.last_tick + TICK;
+        let mut due = self.keepalive.next_due();
+        if self.connected.is_none() {
+            due = due.min(self.started + self.core().timeout);
+        }
+        if self.session.bytes_received() != self.reported.bytes_in
+            || self.bytes_out != self.reported.bytes_out
+        {
+            due = due.min(soon);
+        }
+        if let (Some(p), Some(c)) = (&self.publishing, &self.connected) {
+            if let Some(limit) = c.app.drop_idle_publisher {
+                due = due.min(p.last_media + limit);
+            }
+        }
+        if let Some(u) = &self.update {
+            due = due.min(if u.inflight.is_some() { soon } else { u.next });
+        }
+        // Never more than once a second, as before: whatever was due and
+        // could not be done (an `on_update` with nothing to report) waits
+        // for the next second rather than spinning.
+        due.max(soon)
     }
 
     fn on_tick(&mut self) -> Result<(), Close> {

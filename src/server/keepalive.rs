@@ -37,6 +37,16 @@ impl Keepalive {
         self.ping_sent = None;
     }
 
+    /// When [`Self::poll`] may next have something to do: the timer a
+    /// connection sleeps until, instead of waking every second.
+    pub fn next_due(&self) -> Instant {
+        match self.ping_sent {
+            _ if self.ping.is_zero() => self.last_recv + self.timeout,
+            Some(t) => t + self.ping_timeout,
+            None => self.last_recv + self.ping,
+        }
+    }
+
     pub fn poll(&mut self, now: Instant) -> Action {
         let idle = now.duration_since(self.last_recv);
         if self.ping.is_zero() {
@@ -68,13 +78,16 @@ mod tests {
         let s = Duration::from_secs(1);
         let mut k = Keepalive::new(10 * s, 5 * s, 60 * s, t0);
         assert_eq!(k.poll(t0 + 9 * s), Action::Nothing);
+        assert_eq!(k.next_due(), t0 + 10 * s);
         assert_eq!(k.poll(t0 + 10 * s), Action::SendPing);
+        assert_eq!(k.next_due(), t0 + 15 * s);
         assert_eq!(k.poll(t0 + 12 * s), Action::Nothing);
         k.received(t0 + 13 * s);
         assert_eq!(k.poll(t0 + 20 * s), Action::Nothing);
         assert_eq!(k.poll(t0 + 23 * s), Action::SendPing);
         assert_eq!(k.poll(t0 + 28 * s), Action::Dead("ping timeout"));
         let mut k = Keepalive::new(Duration::ZERO, 5 * s, 60 * s, t0);
+        assert_eq!(k.next_due(), t0 + 60 * s);
         assert_eq!(k.poll(t0 + 59 * s), Action::Nothing);
         assert_eq!(k.poll(t0 + 60 * s), Action::Dead("timeout"));
     }
