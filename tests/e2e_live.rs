@@ -12,7 +12,18 @@ use common::*;
 /// source, and what they record decodes without error.
 #[test]
 fn every_frame_reaches_ffmpeg_rtmpdump_and_sluice_players() {
-    let srv = Server::start("publish_notify on;");
+    every_frame_reaches("publish_notify on;");
+}
+
+/// The same with writes merged over 200 ms windows (`out_merge`): frames
+/// wait, none is lost.
+#[test]
+fn with_out_merge_every_frame_still_arrives() {
+    every_frame_reaches("publish_notify on; out_merge 200ms;");
+}
+
+fn every_frame_reaches(app_conf: &str) {
+    let srv = Server::start(app_conf);
     let src = make_source(srv.dir.path(), 6);
     let (src_v, src_a) = counts(&src);
     assert_eq!(src_v, 150);

@@ -234,6 +234,11 @@ pub struct AppConf {
     pub sync: Duration,
     pub play_restart: bool,
     pub interleave: bool,
+    /// `out_merge` (Sluice): how long a player may hold live media before
+    /// writing it, to write many frames in one call and wake once per
+    /// window instead of once per frame; zero (the default) writes each
+    /// frame as it comes.
+    pub out_merge: Duration,
     pub gop_cache: bool,
     pub notify: NotifyConf,
     /// `publish_takeover` (Sluice): when a new publisher may replace the
@@ -325,6 +330,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "max_streams" | "ack_window" | "chunk_size" => (MAIN | SRV, Kind::Num),
         "max_message" | "out_queue" => (MAIN | SRV, Kind::Size),
         "out_cork" => (MAIN | SRV, Kind::Inert(1)),
+        "out_merge" => (MAIN | SRV | APP, Kind::Msec),
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         // nginx-rtmp takes it in every scope and enforces none: Sluice
@@ -1358,6 +1364,7 @@ impl Config {
                     sync: l.msec("sync", 300),
                     play_restart: l.flag("play_restart", false),
                     interleave: l.flag("interleave", false),
+                    out_merge: l.msec("out_merge", 0),
                     gop_cache: l.flag("gop_cache", true),
                     notify: NotifyConf::from_lookup(&l),
                     takeover: match l.raw("publish_takeover") {

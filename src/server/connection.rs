@@ -36,6 +36,12 @@ use crate::telemetry::Cause;
 
 /// Deliveries drained from the ring per write.
 const BATCH: usize = 64;
+/// Deliveries taken at the end of an `out_merge` window: a second of a
+/// busy stream's frames.
+const MERGE_BATCH: usize = 1024;
+/// The longest `out_merge` honoured: beyond it the ring would outrun the
+/// player and count it as slow.
+const MAX_MERGE: Duration = Duration::from_secs(1);
 /// Slices per writev call.
 const IOV: usize = 64;
 /// Housekeeping period: keepalive, idle publishers, on_update.
@@ -317,6 +323,11 @@ impl Connection {
         let mut armed = self.next_due();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
+        // `out_merge`: while set, live media waits in the queue (and in the
+        // ring, unread) until this instant, then goes out in one write.
+        let mut merge_until: Option<Instant> = None;
+        let merge_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(merge_timer);
         loop {
             // Something done since may be due sooner (counters to report,
             // a publisher's idle limit): bring the timer forward.
@@ -332,7 +343,12 @@ impl Connection {
                 }
                 continue;
             }
-            if !self.flush(sock).await? {
+            if merge_until.is_some()
+                && (self.close_after_flush.is_some() || self.handover.is_some())
+            {
+                merge_until = None;
+            }
+            if merge_until.is_none() && !self.flush(sock).await? {
                 // A signal came while the socket was full.
                 for sig in self.mailbox.take() {
                     self.on_signal(sig)?;
@@ -359,6 +375,7 @@ impl Connection {
                 Vod(super::vod::VodEv),
                 Signal,
                 Tick,
+                Merged,
             }
             // While a command waits for its hook, stop reading once a
             // message's worth is buffered: the client must not grow it.
@@ -368,11 +385,12 @@ impl Connection {
             let ev = tokio::select! {
                 biased;
                 r = sock.readable(), if can_read => Ev::Readable(r),
-                d = next_delivery(&mut self.playing) => Ev::Delivery(d),
+                d = next_delivery(&mut self.playing), if merge_until.is_none() => Ev::Delivery(d),
                 a = pending_answer(&mut self.pending) => Ev::Answer(a),
                 v = super::vod::next_vod(&mut self.vod, self.buflen) => Ev::Vod(v),
                 _ = self.mailbox.notify.notified() => Ev::Signal,
                 _ = &mut timer => Ev::Tick,
+                _ = &mut merge_timer, if merge_until.is_some() => Ev::Merged,
             };
             match ev {
                 Ev::Readable(r) => {
@@ -395,18 +413,18 @@ impl Connection {
                 }
                 Ev::Delivery(d) => {
                     self.on_delivery(d)?;
-                    for _ in 0..BATCH {
-                        let Some(p) = self.playing.as_mut() else {
-                            break;
-                        };
-                        match p.rx.try_recv() {
-                            Ok(d) => self.on_delivery(Ok(d))?,
-                            Err(TryRecvError::Lagged(n)) => {
-                                self.on_delivery(Err(RecvError::Lagged(n)))?
-                            }
-                            Err(_) => break,
-                        }
+                    self.drain_deliveries(BATCH)?;
+                    let window = self.merge_window();
+                    if !window.is_zero() {
+                        let until = Instant::now() + window;
+                        merge_until = Some(until);
+                        merge_timer.as_mut().reset(until.into());
                     }
+                }
+                Ev::Merged => {
+                    // Everything the window gathered, in one write.
+                    merge_until = None;
+                    self.drain_deliveries(MERGE_BATCH)?;
                 }
                 Ev::Answer(a) => {
                     if let Some(p) = self.pending.take() {
@@ -577,6 +595,29 @@ impl Connection {
             c.dropped - r.dropped.min(c.dropped),
         );
         self.reported = c;
+    }
+
+    /// Takes up to `max` more deliveries that are ready, without waiting.
+    fn drain_deliveries(&mut self, max: usize) -> Result<(), Close> {
+        for _ in 0..max {
+            let Some(p) = self.playing.as_mut() else {
+                break;
+            };
+            match p.rx.try_recv() {
+                Ok(d) => self.on_delivery(Ok(d))?,
+                Err(TryRecvError::Lagged(n)) => self.on_delivery(Err(RecvError::Lagged(n)))?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// This player's `out_merge` window (zero: write each frame at once),
+    /// at most [`MAX_MERGE`].
+    fn merge_window(&self) -> Duration {
+        self.connected
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.app.out_merge.min(MAX_MERGE))
     }
 
     /// When [`Self::on_tick`] next has work: a second after the last one
