@@ -113,3 +113,34 @@ fn a_stalled_http_flv_client_does_not_slow_the_others() {
         .success());
     drop(stalled);
 }
+
+/// HTTP-FLV with `out_merge 200ms`: what the client receives (read to the
+/// end of the stream, raw) is the source's frames from its start point to
+/// the end, payload for payload: windows delay frames, never drop them.
+#[test]
+fn http_flv_with_out_merge_loses_nothing() {
+    let port = free_port();
+    let hport = free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; out_merge 200ms; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport}; location /live {{ flv_live on; }} }} }}\n"
+    );
+    let s = Server::with_config(&conf, port);
+    let src = make_source(s.dir.path(), 6);
+    let publisher = ffmpeg_publish_file(&src, &s.url("cam"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = http_get(hport, "/live/cam.flv");
+    assert_eq!(code, 200);
+    let out = s.path("merged.flv");
+    std::fs::write(&out, &body).unwrap();
+    let (got, source) = (coded_frames(&out), coded_frames(&src));
+    assert!(got.len() > 100, "{} frames", got.len());
+    assert!(
+        source.ends_with(&got),
+        "{} frames received are not the source's last ones",
+        got.len()
+    );
+    assert!(wait_for(publisher, Duration::from_secs(15))
+        .status
+        .success());
+}

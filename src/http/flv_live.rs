@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -67,28 +67,43 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
             }
         }
         let lap = queue.max(16).next_power_of_two();
+        // `out_merge`, as for RTMP players: after a frame, wait out the
+        // window without reading the ring, then take what gathered.
+        let window = conf.out_merge.min(MAX_MERGE);
         let first = out.split().freeze();
         let reason = match send(&tx, first, &rx, lap).await {
             Err(r) => r,
             Ok(()) => loop {
-                match rx.recv().await {
-                    Ok(Delivery::Frame(f)) => {
-                        if !filter.admit(&f) {
-                            continue;
-                        }
-                        tag(&f, &mut epoch, &mut out);
-                        if let Err(r) = send(&tx, out.split().freeze(), &rx, lap).await {
-                            break r;
+                let d = rx.recv().await;
+                if let Err(r) = take(d, &mut filter, &mut epoch, &mut out) {
+                    break r;
+                }
+                if out.is_empty() {
+                    continue;
+                }
+                if !window.is_zero() {
+                    tokio::time::sleep(window).await;
+                    let mut ended = None;
+                    loop {
+                        let d = match rx.try_recv() {
+                            Ok(d) => Ok(d),
+                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                            Err(TryRecvError::Empty) => break,
+                        };
+                        if let Err(r) = take(d, &mut filter, &mut epoch, &mut out) {
+                            ended = Some(r);
+                            break;
                         }
                     }
-                    Ok(Delivery::PublishStart) => filter.restart(),
-                    Ok(Delivery::PublishStop) | Err(RecvError::Closed) => break "stream ended",
-                    Err(RecvError::Lagged(n)) => {
-                        if let Err(e) = filter.on_lag(n, std::time::Instant::now()) {
-                            debug!("http-flv: {e}");
-                            break "slow player";
-                        }
+                    if let Some(r) = ended {
+                        // What the window gathered still goes out.
+                        let _ = send(&tx, out.split().freeze(), &rx, lap).await;
+                        break r;
                     }
+                }
+                if let Err(r) = send(&tx, out.split().freeze(), &rx, lap).await {
+                    break r;
                 }
             },
         };
@@ -113,6 +128,35 @@ pub async fn serve(shared: &Arc<Shared>, path: &str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The longest `out_merge` honoured (as for RTMP players).
+const MAX_MERGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Acts on one delivery: a frame the filter admits becomes a tag in `out`.
+/// `Err` names why the play ends.
+fn take(
+    d: Result<Delivery, RecvError>,
+    filter: &mut PlayerFilter,
+    epoch: &mut Option<u32>,
+    out: &mut BytesMut,
+) -> Result<(), &'static str> {
+    match d {
+        Ok(Delivery::Frame(f)) => {
+            if filter.admit(&f) {
+                tag(&f, epoch, out);
+            }
+        }
+        Ok(Delivery::PublishStart) => filter.restart(),
+        Ok(Delivery::PublishStop) | Err(RecvError::Closed) => return Err("stream ended"),
+        Err(RecvError::Lagged(n)) => {
+            if let Err(e) = filter.on_lag(n, std::time::Instant::now()) {
+                debug!("http-flv: {e}");
+                return Err("slow player");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Queues body bytes for the client. While its queue is full (it is not
