@@ -399,7 +399,7 @@ impl Connection {
                     // buffer between reads (see `process_input`).
                     let room = if self.publishing.is_some() { 64 } else { 4 } * 1024;
                     self.input.reserve(room);
-                    let n = match sock.try_read_buf(&mut self.input) {
+                    let n = match read_now(sock, &mut self.input).await {
                         Ok(n) => n,
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                         Err(e) => return Err(e.into()),
@@ -806,6 +806,23 @@ async fn pending_answer(pending: &mut Option<Pending>) -> Answer {
             .unwrap_or(Answer::Reject("notification task failed".into())),
         None => std::future::pending().await,
     }
+}
+
+/// Reads what has arrived, with one `poll_read` that never waits. Unlike
+/// `try_read`, a read that does not fill the buffer tells tokio the socket
+/// is drained (epoll is edge-triggered), which saves the second `recv` that
+/// would only answer "would block": a publisher makes one read syscall per
+/// batch of messages instead of two.
+async fn read_now<S: Socket>(sock: &mut S, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        match tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *sock), cx, buf) {
+            std::task::Poll::Pending => {
+                std::task::Poll::Ready(Err(std::io::ErrorKind::WouldBlock.into()))
+            }
+            ready => ready,
+        }
+    })
+    .await
 }
 
 async fn next_delivery(playing: &mut Option<Playing>) -> Result<Delivery, RecvError> {

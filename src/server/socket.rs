@@ -7,14 +7,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::node::handover::SocketKind;
 
-use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
 pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
-    fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize>;
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// Bytes accepted by a write but not yet on the socket (TLS records
     /// rustls holds): the writer must wait for writability and write an
@@ -35,9 +33,6 @@ macro_rules! socket {
             }
             fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
                 <$t>::writable(self)
-            }
-            fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-                <$t>::try_read_buf(self, buf)
             }
             fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 <$t>::try_write_vectored(self, bufs)

@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use bytes::BufMut;
 use rustls::ServerConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -134,13 +133,6 @@ impl Socket for TlsSocket {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         self.tcp.writable()
     }
-    fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        let mut tmp = [0u8; 16 * 1024];
-        let room = buf.remaining_mut().min(tmp.len());
-        let n = self.read_plain(&mut tmp[..room])?;
-        buf.put_slice(&tmp[..n]);
-        Ok(n)
-    }
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_plain(bufs)
     }
@@ -188,7 +180,9 @@ impl AsyncRead for TlsSocket {
         let this = &*self;
         let n = match retry(
             cx,
-            || this.read_plain(buf.initialize_unfilled()),
+            // A record's worth at a time: the caller's buffer may be
+            // 64 KiB of uninitialised room, not worth zeroing each read.
+            || this.read_plain(buf.initialize_unfilled_to(buf.remaining().min(16 * 1024))),
             |cx| this.tcp.poll_read_ready(cx),
         ) {
             Poll::Ready(Ok(n)) => n,
