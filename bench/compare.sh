@@ -6,7 +6,8 @@
 #   SECONDS  measured seconds per load (default 20)
 # Environment:
 #   LOAD_A   player counts for load (a) (default "100 500 1000")
-#   SERVERS  which servers to run (default "sluice nginx")
+#   SERVERS  which servers to run (default "sluice nginx"; also "nms":
+#            Node-Media-Server 4 from npm, installed into OUT when missing)
 #   LOADS    which loads to run (default "a b c d")
 #   OUT      directory for logs and raw results (default a temp dir)
 #   REPORT   only print the table of an existing results.tsv (runs nothing)
@@ -60,10 +61,27 @@ events { worker_connections 65536; }
 rtmp { server { listen 127.0.0.1:$nport; application live { live on; } } }
 EOF
 
+# Node-Media-Server, when asked for: its own CLI on a config of ours (no
+# admin page, no recording), RTMP on loopback.
+mport=19352
+if [[ " $servers " == *" nms "* ]]; then
+  if [ ! -e "$out/nms/node_modules/node-media-server/bin/app.js" ]; then
+    command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+    mkdir -p "$out/nms" && (cd "$out/nms" && npm install --silent node-media-server@4 >/dev/null)
+  fi
+  cat >"$out/nms.json" <<NMS
+{ "bind": "127.0.0.1", "notify": {"url": ""}, "store": {"path": "$out/nms/data", "maxHistory": 100},
+  "auth": {"play": false, "publish": false, "secret": ""}, "rtmp": {"port": $mport},
+  "http": {"port": $((mport + 100))}, "webadmin": {"enable": false},
+  "record": {"auto": false, "path": "$out/nms/record"} }
+NMS
+fi
+
 start_server() { # server -> sets pid, port
   case $1 in
     sluice) "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     nginx) nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
+    nms) node "$out/nms/node_modules/node-media-server/bin/app.js" -c "$out/nms.json" >"$out/nms.log" 2>&1 & pid=$!; port=$mport ;;
   esac
   for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return
