@@ -948,7 +948,34 @@ impl Config {
     /// Loads and validates a configuration file, returning every error.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let tree = syntax::parse_file(path).map_err(|e| vec![e])?;
-        Self::from_tree(&tree)
+        let mut c = Self::from_tree(&tree)?;
+        // nginx reads a relative certificate path from the configuration's
+        // folder (its conf prefix), not from where it was started.
+        if let Some(dir) = path.parent() {
+            c.anchor_tls_paths(dir);
+        }
+        Ok(c)
+    }
+
+    /// Makes relative `ssl_certificate`/`ssl_certificate_key` paths
+    /// relative to `dir`.
+    fn anchor_tls_paths(&mut self, dir: &Path) {
+        let anchor = |t: &mut TlsConf| {
+            for p in [&mut t.certificate, &mut t.key] {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        };
+        for s in &mut self.servers {
+            s.tls.iter_mut().for_each(anchor);
+            for l in &mut s.listen {
+                l.tls.iter_mut().for_each(anchor);
+            }
+        }
+        for h in &mut self.http {
+            h.tls.iter_mut().for_each(anchor);
+        }
     }
 
     /// Parses configuration text (used for the embedded default and tests).
@@ -1807,6 +1834,26 @@ mod tests {
         assert!(w.contains("ssl_protocols TLSv1 is not offered"), "{w}");
         assert!(w.contains("ssl_ciphers is not applied"), "{w}");
         assert!(!w.contains("\"ssl_certificate\""), "{w}");
+    }
+
+    #[test]
+    fn relative_certificate_paths_are_read_from_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(
+            &path,
+            "rtmp { server { listen 1935; listen 1936 ssl; ssl_certificate c.pem;\n\
+             ssl_certificate_key /abs/k.pem; application live { live on; } } }\n\
+             http { server { listen 443 ssl; ssl_certificate certs/h.crt; ssl_certificate_key h.key; } }",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let t = c.servers[0].tls.as_ref().unwrap();
+        assert_eq!(t.certificate, dir.path().join("c.pem"));
+        assert_eq!(t.key, PathBuf::from("/abs/k.pem"));
+        let h = c.http[0].tls.as_ref().unwrap();
+        assert_eq!(h.certificate, dir.path().join("certs/h.crt"));
+        assert_eq!(h.key, dir.path().join("h.key"));
     }
 
     #[test]
