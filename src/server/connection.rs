@@ -361,7 +361,7 @@ impl Connection {
             // Housekeeping runs here too, not only on the timer branch: a
             // busy connection always has a read or a delivery ready first.
             let now = Instant::now();
-            if now.duration_since(self.last_tick) >= TICK && now >= self.next_due() {
+            if now.duration_since(self.last_tick) >= TICK && now >= armed {
                 self.last_tick = now;
                 self.on_tick()?;
                 armed = self.next_due();
