@@ -2,6 +2,7 @@
 //! one publisher to many players. See `docs/design.md`.
 
 pub mod describe;
+pub mod direct;
 pub mod frame;
 pub mod player;
 pub mod registry;

@@ -69,6 +69,35 @@ impl PlayerFilter {
         self.started.clear();
     }
 
+    /// Whether frames can pass as they come (see
+    /// [`Self::passes_unchanged`]): not paused, skipping or selective.
+    pub fn direct_ok(&self) -> bool {
+        !self.paused && !self.skipping && self.receive_audio && self.receive_video
+    }
+
+    /// Whether `f` goes to this player with no change to this filter:
+    /// what a publisher writing for the player (`live::direct`) may decide
+    /// alone. A frame that would start a track, end a skip or be held
+    /// back answers false, and the player's own task decides it.
+    pub fn passes_unchanged(&self, f: &Frame) -> bool {
+        if self.paused || self.skipping {
+            return false;
+        }
+        match f.kind {
+            FrameKind::Data => true,
+            FrameKind::Video => {
+                self.receive_video
+                    && self.seen_video
+                    && (f.info.sequence_header || self.started.contains(f.info.track))
+            }
+            FrameKind::Audio => {
+                self.receive_audio
+                    && (f.info.sequence_header
+                        || !(self.wait_video && self.seen_video && self.started.is_empty()))
+            }
+        }
+    }
+
     /// Whether `f` goes to this player.
     pub fn admit(&mut self, f: &Frame) -> bool {
         if self.paused {
@@ -146,6 +175,58 @@ mod tests {
             track: 0,
         };
         Frame::new(kind, 0, info, Bytes::from_static(b"x"), 4096, false)
+    }
+
+    /// Every frame kind in every filter state reachable from a few
+    /// sequences: where `passes_unchanged` says yes, `admit` admits and
+    /// changes nothing.
+    #[test]
+    fn passes_unchanged_agrees_with_admit() {
+        let kinds = [
+            (FrameKind::Video, true, true),
+            (FrameKind::Video, true, false),
+            (FrameKind::Video, false, false),
+            (FrameKind::Audio, false, true),
+            (FrameKind::Audio, false, false),
+            (FrameKind::Data, false, false),
+        ];
+        let mut checked = 0;
+        for (wait_key, wait_video) in [(true, false), (true, true), (false, false), (false, true)] {
+            // Drive the filter through every sequence of three frames (and
+            // a lag, a pause, audio off), checking each step.
+            for a in 0..kinds.len() {
+                for b in 0..kinds.len() {
+                    for extra in 0..4 {
+                        let mut p = PlayerFilter::new(wait_key, wait_video);
+                        for (i, &k) in [a, b].iter().enumerate() {
+                            if i == 1 {
+                                match extra {
+                                    1 => {
+                                        let _ = p.on_lag(3, Instant::now());
+                                    }
+                                    2 => p.paused = true,
+                                    3 => p.receive_audio = false,
+                                    _ => {}
+                                }
+                            }
+                            let (kind, key, seq) = kinds[k];
+                            let _ = p.admit(&frame(kind, key, seq));
+                            for &(kind, key, seq) in &kinds {
+                                let f = frame(kind, key, seq);
+                                if p.passes_unchanged(&f) {
+                                    let before = format!("{p:?}");
+                                    let mut q = p.clone();
+                                    assert!(q.admit(&f), "{before} {kind:?} {key} {seq}");
+                                    assert_eq!(format!("{q:?}"), before, "{kind:?} {key} {seq}");
+                                    checked += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 
     #[test]

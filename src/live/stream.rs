@@ -110,6 +110,8 @@ pub struct Stream {
     pub name: String,
     tx: broadcast::Sender<Delivery>,
     state: Mutex<State>,
+    /// Players the publisher writes to itself (see `live::direct`).
+    direct: super::direct::Direct,
 }
 
 impl Stream {
@@ -120,6 +122,7 @@ impl Stream {
             name: name.to_owned(),
             tx,
             state: Mutex::new(State::default()),
+            direct: Default::default(),
         }
     }
 
@@ -169,7 +172,7 @@ impl Stream {
         s.gop.clear();
         s.gop_bytes = 0;
         s.gop_valid = false;
-        let _ = self.tx.send(Delivery::PublishStart);
+        self.direct.deliver(&self.tx, Delivery::PublishStart);
         Ok(None)
     }
 
@@ -198,7 +201,7 @@ impl Stream {
             s.gop.clear();
             s.gop_bytes = 0;
             s.gop_valid = false;
-            let _ = self.tx.send(Delivery::PublishStop);
+            self.direct.deliver(&self.tx, Delivery::PublishStop);
         }
     }
 
@@ -262,7 +265,7 @@ impl Stream {
             }
         }
         // No receivers is fine: frames are simply not kept.
-        let _ = self.tx.send(Delivery::Frame(frame));
+        self.direct.deliver(&self.tx, Delivery::Frame(frame));
     }
 
     /// Joins a player: returns the catch-up snapshot and a ring receiver
@@ -352,6 +355,29 @@ impl Stream {
         let mut s = self.lock();
         s.players += 1;
         self.tx.subscribe()
+    }
+
+    /// Hands this player's writing to the publisher (see `live::direct`):
+    /// false when `rx` has unread deliveries or the publisher is busy.
+    pub fn enter_direct(
+        &self,
+        rx: &broadcast::Receiver<Delivery>,
+        sink: &Arc<super::direct::Sink>,
+        out: &Arc<std::fs::File>,
+        filter: &super::player::PlayerFilter,
+        chunk_size: usize,
+    ) -> bool {
+        self.direct.enter(rx, sink, out, filter, chunk_size)
+    }
+
+    /// Takes a player's writing back from the publisher.
+    pub fn leave_direct(&self, sink: &Arc<super::direct::Sink>) -> super::direct::Handoff {
+        self.direct.leave(&self.tx, sink)
+    }
+
+    /// How many players the publisher writes to itself.
+    pub fn direct_players(&self) -> usize {
+        self.direct.len()
     }
 
     /// A consistent look at the stream for `/stat` (not for the hot path).

@@ -129,7 +129,7 @@ pub struct Connection {
     /// Set by a handler that wants the connection closed once the replies
     /// queued so far are written (e.g. after a Rejected status).
     pub close_after_flush: Option<Close>,
-    bytes_out: u64,
+    pub(super) bytes_out: u64,
     started: Instant,
     keepalive: Keepalive,
     /// A command suspended until its notification answers.
@@ -171,6 +171,8 @@ pub struct Connection {
     pub play_start: u64,
     /// Timestamp of the last VOD message sent (for /stat and on_update).
     pub vod_ts: u32,
+    /// Writing handed to the stream's publisher (see `server::direct`).
+    pub(super) direct: super::direct::DirectState,
 }
 
 impl Connection {
@@ -219,6 +221,7 @@ impl Connection {
             vod: None,
             play_start: 0,
             vod_ts: 0,
+            direct: Default::default(),
         }
     }
 
@@ -270,6 +273,9 @@ impl Connection {
     }
 
     fn end(mut self, served: Result<(), Close>) {
+        // The publisher stops writing for this connection before anything
+        // else, and what it wrote is counted.
+        self.leave_direct();
         if matches!(served, Err(Close::Moved)) {
             return self.moved();
         }
@@ -329,6 +335,9 @@ impl Connection {
         let merge_timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(merge_timer);
         loop {
+            // Something done since (output of its own, a pause) may end
+            // the publisher's writing for this player.
+            self.check_direct();
             // Something done since may be due sooner (counters to report,
             // a publisher's idle limit): bring the timer forward.
             let due = self.next_due();
@@ -368,7 +377,13 @@ impl Connection {
                 timer.as_mut().reset(armed.into());
                 continue;
             }
+            // Caught up with nothing to do: let the publisher write.
+            if merge_until.is_none() {
+                self.try_enter_direct(sock);
+            }
+            let direct = self.is_direct();
             enum Ev {
+                Evicted,
                 Readable(std::io::Result<()>),
                 Delivery(Result<Delivery, RecvError>),
                 Answer(Answer),
@@ -385,14 +400,21 @@ impl Connection {
             let ev = tokio::select! {
                 biased;
                 r = sock.readable(), if can_read => Ev::Readable(r),
-                d = next_delivery(&mut self.playing), if merge_until.is_none() => Ev::Delivery(d),
+                d = next_delivery(&mut self.playing), if merge_until.is_none() && !direct => Ev::Delivery(d),
+                _ = super::direct::evicted(&self.direct), if direct => Ev::Evicted,
                 a = pending_answer(&mut self.pending) => Ev::Answer(a),
                 v = super::vod::next_vod(&mut self.vod, self.buflen) => Ev::Vod(v),
                 _ = self.mailbox.notify.notified() => Ev::Signal,
                 _ = &mut timer => Ev::Tick,
                 _ = &mut merge_timer, if merge_until.is_some() => Ev::Merged,
             };
+            // Anything but housekeeping may read, write or change what is
+            // played: take writing back from the publisher first.
+            if direct && !matches!(ev, Ev::Tick) {
+                self.leave_direct();
+            }
             match ev {
+                Ev::Evicted => {}
                 Ev::Readable(r) => {
                     r?;
                     // Players rarely send anything: they hold no read
@@ -643,6 +665,10 @@ impl Connection {
         }
         if let Some(u) = &self.update {
             due = due.min(if u.inflight.is_some() { soon } else { u.next });
+        }
+        // The publisher's writes for this player are counted on a tick.
+        if self.is_direct() {
+            due = due.min(soon);
         }
         // Never more than once a second, as before: whatever was due and
         // could not be done (an `on_update` with nothing to report) waits

@@ -7,6 +7,7 @@
 
 mod commands;
 mod connection;
+mod direct;
 mod events;
 mod goaway;
 pub mod handover;
