@@ -233,3 +233,156 @@ fn evict(e: Entry, rx: broadcast::Receiver<Delivery>, rest: Option<Bytes>) {
     *e.sink.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some(Handoff { rx, rest });
     e.sink.notify.notify_one();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::live::stream::{PublisherId, Stream, Takeover};
+    use crate::live::Frame;
+
+    fn video(ts: u32, key: bool, len: usize, chunk: usize) -> Arc<Frame> {
+        let mut p = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        p.extend((0..len).map(|i| (i as u32 ^ ts) as u8));
+        let info = crate::flv::video_info(&p).unwrap();
+        Arc::new(Frame::new(
+            FrameKind::Video,
+            ts,
+            info,
+            Bytes::from(p),
+            chunk,
+            false,
+        ))
+    }
+
+    /// A published stream, a player that took its first keyframe through
+    /// the ring, and that player's socket pair (server end non-blocking).
+    fn setup() -> (
+        Stream,
+        broadcast::Receiver<Delivery>,
+        PlayerFilter,
+        Arc<File>,
+        UnixStream,
+    ) {
+        let s = Stream::new("live", "x", 1024);
+        let who = PublisherId {
+            id: 1,
+            addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            relay: false,
+        };
+        s.publish(who, Takeover::Off).unwrap();
+        let (_, mut rx) = s.subscribe();
+        let mut filter = PlayerFilter::new(true, false);
+        s.push(1, video(0, true, 100, 4096), false, false);
+        while let Ok(d) = rx.try_recv() {
+            if let Delivery::Frame(f) = d {
+                assert!(filter.admit(&f));
+            }
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (s, rx, filter, Arc::new(File::from(OwnedFd::from(a))), b)
+    }
+
+    fn read_all(b: &mut UnixStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match b.read(&mut buf) {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    fn frames_of(rx: &mut broadcast::Receiver<Delivery>) -> Vec<Delivery> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// The socket fills: the publisher hands the player back with the rest
+    /// of the frame it could not finish and a receiver after it. What the
+    /// socket got, the rest and the ring together are every frame once.
+    #[test]
+    fn a_full_socket_hands_back_every_byte_once() {
+        let (s, rx, filter, out, mut b) = setup();
+        let sink = Sink::new();
+        assert!(s.enter_direct(&rx, &sink, &out, &filter, 4096));
+        drop(rx);
+        let mut want = Vec::new();
+        for i in 1..300u32 {
+            let f = video(i * 33, i % 30 == 0, 10_000, 4096);
+            want.extend_from_slice(&f.chunked);
+            s.push(1, f, false, false);
+        }
+        assert_eq!(s.direct_players(), 0, "evicted when the socket filled");
+        let h = s.leave_direct(&sink);
+        let mut got = read_all(&mut b);
+        assert_eq!(sink.take_bytes(), got.len() as u64);
+        assert!(!got.is_empty() && got.len() < want.len());
+        let rest = h.rest.expect("the frame cut short");
+        got.extend_from_slice(&rest);
+        let mut rx = h.rx;
+        for d in frames_of(&mut rx) {
+            let Delivery::Frame(f) = d else {
+                panic!("only frames")
+            };
+            got.extend_from_slice(&f.chunked);
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes differ");
+    }
+
+    /// Leaving on its own, the player gets a receiver after the last frame
+    /// written; a frame the publisher cannot write as it is (another chunk
+    /// size, a publish event) evicts the player before it is sent.
+    #[test]
+    fn leaving_and_unfit_deliveries_go_through_the_ring() {
+        let (s, rx, filter, out, mut b) = setup();
+        let sink = Sink::new();
+        assert!(s.enter_direct(&rx, &sink, &out, &filter, 4096));
+        drop(rx);
+        let fs: Vec<_> = (1..4).map(|i| video(i * 33, false, 500, 4096)).collect();
+        for f in &fs {
+            s.push(1, f.clone(), false, false);
+        }
+        let want: Vec<u8> = fs.iter().flat_map(|f| f.chunked.to_vec()).collect();
+        assert_eq!(read_all(&mut b), want);
+        assert_eq!(sink.take_last_ts(), Some(99));
+        let mut h = s.leave_direct(&sink);
+        assert!(h.rest.is_none() && frames_of(&mut h.rx).is_empty());
+        s.push(1, video(132, false, 10, 4096), false, false);
+        assert_eq!(frames_of(&mut h.rx).len(), 1, "after the last written");
+
+        // Another chunk size: evicted before the send, so the ring has it.
+        assert!(s.enter_direct(&h.rx, &sink, &out, &filter, 4096));
+        s.push(1, video(165, false, 10, 128), false, false);
+        assert_eq!(s.direct_players(), 0);
+        let mut h = s.leave_direct(&sink);
+        assert_eq!(frames_of(&mut h.rx).len(), 1);
+        assert!(read_all(&mut b).is_empty());
+
+        // The publisher leaving: the player hears it from the ring.
+        assert!(s.enter_direct(&h.rx, &sink, &out, &filter, 4096));
+        s.unpublish(1);
+        let mut h = s.leave_direct(&sink);
+        assert!(matches!(
+            frames_of(&mut h.rx).as_slice(),
+            [Delivery::PublishStop]
+        ));
+        // A receiver with something unread does not register.
+        s.publish(
+            PublisherId {
+                id: 2,
+                addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                relay: false,
+            },
+            Takeover::Off,
+        )
+        .unwrap();
+        assert!(!s.enter_direct(&h.rx, &sink, &out, &filter, 4096));
+    }
+}
