@@ -7,7 +7,9 @@
 # Environment:
 #   LOAD_A   player counts for load (a) (default "100 500 1000")
 #   SERVERS  which servers to run (default "sluice nginx"; also "nms":
-#            Node-Media-Server 4 from npm, installed into OUT when missing)
+#            Node-Media-Server 4 from npm, installed into OUT when missing;
+#            "sluice-ring": Sluice with publisher-side writes off, every
+#            player served by its own task from the ring)
 #   LOADS    which loads to run (default "a b c d")
 #   OUT      directory for logs and raw results (default a temp dir)
 #   REPORT   only print the table of an existing results.tsv (runs nothing)
@@ -80,6 +82,7 @@ fi
 start_server() { # server -> sets pid, port
   case $1 in
     sluice) "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
+    sluice-ring) SLUICE_NO_DIRECT_WRITE=1 "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     nginx) nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
     nms) node "$out/nms/node_modules/node-media-server/bin/app.js" -c "$out/nms.json" >"$out/nms.log" 2>&1 & pid=$!; port=$mport ;;
   esac

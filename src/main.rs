@@ -127,6 +127,11 @@ enum Cmd {
         /// Sample this server process's CPU and RSS from /proc.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Players read HTTP-FLV from BASE/NAME.flv (e.g.
+        /// http://127.0.0.1:8080/live/live) instead of playing over RTMP;
+        /// publishers still publish to the RTMP URL.
+        #[arg(long, value_name = "BASE")]
+        http_flv: Option<String>,
     },
 }
 
@@ -517,6 +522,7 @@ fn main() -> ExitCode {
                 churn,
                 churn_life,
                 server_pid,
+                http_flv,
             } => {
                 raise_fd_limit();
                 let opts = sluice::client::bench::BenchOptions {
@@ -530,6 +536,7 @@ fn main() -> ExitCode {
                     churn,
                     churn_life: Duration::from_secs_f64(churn_life),
                     server_pid,
+                    http_flv,
                 };
                 let report = sluice::client::bench::bench(&opts).await?;
                 println!("{}", report.render());

@@ -77,6 +77,10 @@ fn describe() {
         "Go Away signals sent, by form (type32, reconnect)"
     );
     describe_counter!("sluice_drains_total", "Graceful drains started");
+    describe_counter!(
+        "sluice_direct_evictions_total",
+        "Players handed back from the publisher's writes to their own task (socket full, or a frame that changes what they are sent)"
+    );
 }
 
 /// Renders the Prometheus text (the caller refreshes gauges first).
@@ -96,6 +100,11 @@ pub fn traffic(bytes_in: u64, bytes_out: u64, dropped: u64) {
     if dropped > 0 {
         counter!("sluice_frames_dropped_total").increment(dropped);
     }
+}
+
+/// The publisher handed a player back to its own task (`live::direct`).
+pub fn direct_evicted() {
+    counter!("sluice_direct_evictions_total").increment(1);
 }
 
 pub fn accepted() {

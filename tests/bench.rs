@@ -28,6 +28,7 @@ async fn bench_publishes_plays_and_matches_every_frame() {
         churn_life: Duration::from_secs(1),
         // The server runs in this process.
         server_pid: Some(std::process::id()),
+        http_flv: None,
     };
     let r = bench(&opts).await.unwrap();
     println!("{}", r.render());
@@ -98,4 +99,44 @@ fn bench_cli_plays_an_ffmpeg_stream() {
     assert!(field("mbps") > 0.0, "{text}");
     // The GOP cache starts every player at once.
     assert!(field("ttff_p99_ms") < 1000.0, "{text}");
+}
+
+/// `--http-flv`: the players read HTTP-FLV from the same server the bench
+/// publishes to over RTMP, and match every frame as RTMP players do.
+#[test]
+fn bench_http_flv_players_match_every_frame() {
+    let port = common::free_port();
+    let hport = common::free_port();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport}; location /live {{ flv_live on; }} }} }}\n"
+    );
+    let s = common::Server::with_config(&conf, port);
+    let flv = s.path("src.flv");
+    std::fs::write(&flv, common::synthetic_flv(50, 86)).unwrap();
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", &s.url("h"), "--players", "20", "--duration", "3"])
+        .args(["--ramp", "50", "--publish"])
+        .arg(&flv)
+        .args(["--http-flv", &format!("http://127.0.0.1:{hport}/live")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::wait_for(bench, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let result = text.lines().find(|l| l.starts_with("RESULT")).unwrap();
+    assert!(
+        result.contains("connected=20 errors=0") && result.contains(" lost=0 "),
+        "{result}"
+    );
+    let frames: u64 = result
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("frames="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 20 players, 3 s and more of 25 fps video and 43 fps audio.
+    assert!(frames > 20 * 3 * 60, "{result}");
 }

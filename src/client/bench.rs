@@ -51,6 +51,9 @@ pub struct BenchOptions {
     pub churn_life: Duration,
     /// Server process to sample from /proc: CPU over the window, RSS.
     pub server_pid: Option<u32>,
+    /// Players read HTTP-FLV from `BASE/NAME.flv` instead of playing over
+    /// RTMP (publishers still publish to `url`).
+    pub http_flv: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -66,6 +69,7 @@ impl Default for BenchOptions {
             churn: None,
             churn_life: Duration::from_secs(2),
             server_pid: None,
+            http_flv: None,
         }
     }
 }
@@ -198,6 +202,92 @@ impl PlayerResult {
     }
 }
 
+/// One HTTP-FLV player: a GET of the stream's `.flv`, read as it comes,
+/// each tag accounted for as an RTMP player accounts for a message.
+///
+/// HTTP-FLV timestamps start at 0 for each client, so the publisher's are
+/// recovered from the first live video frame: once the cached frames have
+/// gone by (200 ms after the first), a video frame that arrives is the
+/// last one the publisher sent (frames are 33 ms apart, delivery takes a
+/// few). Frames before that count, but are not matched.
+async fn run_http_player(
+    url: &str,
+    timeline: Option<&Timeline>,
+    epoch: std::time::Instant,
+    window: Instant,
+    r: &mut PlayerResult,
+    started: Instant,
+) -> anyhow::Result<()> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("HTTP client")
+    });
+    let mut resp = client.get(url).send().await?;
+    if !resp.status().is_success() {
+        bail!("HTTP {}", resp.status());
+    }
+    r.connected = true;
+    let play_us = std::time::Instant::now()
+        .saturating_duration_since(epoch)
+        .as_micros() as u64;
+    let mut parser = FlvParser::new();
+    let mut buf = BytesMut::new();
+    let mut first_video: Option<Instant> = None;
+    let mut offset: Option<u32> = None;
+    while let Some(chunk) = resp.chunk().await? {
+        let now_us = std::time::Instant::now()
+            .saturating_duration_since(epoch)
+            .as_micros() as u64;
+        if Instant::now() >= window {
+            r.window_bytes += chunk.len() as u64;
+        }
+        buf.extend_from_slice(&chunk);
+        while let Some(tag) = parser.next_tag(&mut buf)? {
+            let type_id = tag.tag_type;
+            if type_id != types::AUDIO && type_id != types::VIDEO {
+                continue;
+            }
+            let d = &tag.data;
+            let head = [
+                d.first().copied().unwrap_or(0),
+                d.get(1).copied().unwrap_or(0),
+            ];
+            if let Kind::Coded { .. } = classify(type_id, head) {
+                let tr = track(type_id);
+                r.first[tr].get_or_insert_with(|| started.elapsed());
+                if let (None, Some(tl), 1) = (offset, timeline, tr) {
+                    let first = *first_video.get_or_insert_with(Instant::now);
+                    if first.elapsed() >= Duration::from_millis(200) {
+                        offset = Some(tl.last_timestamp(1).wrapping_sub(tag.timestamp));
+                    }
+                }
+                match offset {
+                    Some(o) => {
+                        r.on_frame(tr, tag.timestamp.wrapping_add(o), timeline, now_us, play_us)
+                    }
+                    None => r.on_frame(tr, tag.timestamp, None, now_us, play_us),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where player `i` plays: the stream's RTMP URL, or its HTTP-FLV URL.
+fn play_url(o: &BenchOptions, streams: usize, i: usize) -> String {
+    let rtmp = stream_url(&o.url, streams, i);
+    match &o.http_flv {
+        Some(base) => {
+            let name = rtmp.rsplit('/').next().unwrap_or_default();
+            format!("{}/{name}.flv", base.trim_end_matches('/'))
+        }
+        None => rtmp,
+    }
+}
+
 fn stream_url(base: &str, streams: usize, i: usize) -> String {
     if streams <= 1 {
         base.to_owned()
@@ -234,6 +324,9 @@ async fn run_player(
     r: &mut PlayerResult,
     started: Instant,
 ) -> anyhow::Result<()> {
+    if url.starts_with("http://") {
+        return run_http_player(url, timeline, epoch, window, r, started).await;
+    }
     let url = RtmpUrl::parse(url).map_err(anyhow::Error::msg)?;
     let mut conn = ClientConn::connect(&url, vec![]).await?;
     conn.play(&url.stream).await?;
@@ -726,7 +819,7 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         }
         let s = i % streams;
         players.spawn(player(
-            stream_url(&o.url, streams, s),
+            play_url(o, streams, s),
             timelines[s].clone(),
             epoch,
             window,
@@ -743,7 +836,7 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
             let s = i % streams;
             // Churn players' bytes stay out of the delivered-Mbps window.
             churn.spawn(player(
-                stream_url(&o.url, streams, s),
+                play_url(o, streams, s),
                 timelines[s].clone(),
                 epoch,
                 until,

@@ -23,6 +23,8 @@ pub struct Timeline {
     tracks: [Box<[Slot]>; 2],
     /// Frames sent per track so far.
     sent: [AtomicU64; 2],
+    /// Timestamp of the last frame sent, per track.
+    last: [AtomicU64; 2],
 }
 
 /// Track index: 0 audio, 1 video.
@@ -44,6 +46,7 @@ impl Timeline {
             epoch,
             tracks: [slots(), slots()],
             sent: [AtomicU64::new(0), AtomicU64::new(0)],
+            last: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -60,7 +63,13 @@ impl Timeline {
         slot.sent.store(self.micros(now), Ordering::Release);
         let key = ((timestamp as u64) << 32) | ((seq + 1) & 0xFFFF_FFFF);
         slot.key.store(key, Ordering::Release);
+        self.last[track].store(u64::from(timestamp), Ordering::Release);
         seq
+    }
+
+    /// The timestamp of the last frame sent on a track.
+    pub fn last_timestamp(&self, track: usize) -> u32 {
+        self.last[track].load(Ordering::Acquire) as u32
     }
 
     /// The sequence number and send time of the frame with `timestamp`.

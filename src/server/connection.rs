@@ -414,7 +414,7 @@ impl Connection {
                 self.leave_direct();
             }
             match ev {
-                Ev::Evicted => {}
+                Ev::Evicted => crate::telemetry::direct_evicted(),
                 Ev::Readable(r) => {
                     r?;
                     // Players rarely send anything: they hold no read
