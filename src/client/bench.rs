@@ -223,7 +223,7 @@ async fn run_http_player(
         reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .build()
-            .expect("HTTP client")
+            .unwrap_or_default()
     });
     let mut resp = client.get(url).send().await?;
     if !resp.status().is_success() {
