@@ -10,9 +10,16 @@
 #            Node-Media-Server 4 from npm, installed into OUT when missing;
 #            "sluice-ring": Sluice with publisher-side writes off, every
 #            player served by its own task from the ring)
-#   LOADS    which loads to run (default "a b c d")
+#   LOADS    which loads to run (default "a b c d"; "h": 500 HTTP-FLV
+#            players of load a's stream, Sluice only)
 #   OUT      directory for logs and raw results (default a temp dir)
 #   REPORT   only print the table of an existing results.tsv (runs nothing)
+#   NETNS    1: the players run in a network namespace of their own
+#            ("sluice-bench"), reaching the servers over a veth pair
+#            (10.77.0.1 <-> 10.77.0.2) instead of loopback; needs root and
+#            iproute2. NETNS_RATE (e.g. 3gbit) shapes the veth with tbf.
+#            The kernel needs the netem qdisc for a delay: NETNS_DELAY
+#            (e.g. 20ms) is applied both ways when it has it.
 #
 # Installs ffmpeg, nginx and libnginx-mod-rtmp when missing (Debian/Ubuntu).
 # Both servers listen on 127.0.0.1 only. nginx runs one worker
@@ -41,7 +48,7 @@ bin=$PWD/target/release/sluice
 
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-trap 'pkill -P $$ 2>/dev/null || true' EXIT
+trap 'pkill -P $$ 2>/dev/null || true; [ -z "${NETNS:-}" ] || { ip link del slb0 2>/dev/null; ip netns del sluice-bench 2>/dev/null; } || true' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 . bench/media.sh
@@ -50,7 +57,33 @@ media "$out/a1m.flv" 1M 640x360 30
 
 sport=19350
 nport=19351
-printf 'rtmp { server { listen 127.0.0.1:%s; application live { live on; } } }\n' $sport >"$out/sluice.conf"
+host=127.0.0.1
+inns=()
+if [ -n "${NETNS:-}" ]; then
+  # Players on the far side of a veth pair: their TCP stack is not the
+  # server's loopback (see BENCHMARKS.md for what this changes).
+  host=10.77.0.1
+  ip netns del sluice-bench 2>/dev/null || true
+  ip link del slb0 2>/dev/null || true
+  ip netns add sluice-bench
+  ip link add slb0 type veth peer name slb1
+  ip link set slb1 netns sluice-bench
+  ip addr add 10.77.0.1/24 dev slb0 && ip link set slb0 up
+  ip netns exec sluice-bench ip addr add 10.77.0.2/24 dev slb1
+  ip netns exec sluice-bench ip link set slb1 up
+  ip netns exec sluice-bench ip link set lo up
+  if [ -n "${NETNS_DELAY:-}" ]; then
+    tc qdisc add dev slb0 root netem delay "$NETNS_DELAY" &&
+      ip netns exec sluice-bench tc qdisc add dev slb1 root netem delay "$NETNS_DELAY" ||
+      { echo "this kernel has no netem qdisc: no delay" >&2; }
+  elif [ -n "${NETNS_RATE:-}" ]; then
+    tc qdisc add dev slb0 root tbf rate "$NETNS_RATE" burst 1mbit latency 200ms
+  fi
+  inns=(ip netns exec sluice-bench)
+fi
+hport=19360
+printf 'rtmp { server { listen %s:%s; application live { live on; } } }\nhttp { server { listen %s:%s; location /live { flv_live on; } } }\n' \
+  $host $sport $host $hport >"$out/sluice.conf"
 cat >"$out/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 worker_processes 1;
@@ -60,7 +93,7 @@ master_process off;
 pid $out/nginx.pid;
 error_log $out/nginx-error.log warn;
 events { worker_connections 65536; }
-rtmp { server { listen 127.0.0.1:$nport; application live { live on; } } }
+rtmp { server { listen $host:$nport; application live { live on; } } }
 EOF
 
 # Node-Media-Server, when asked for: its own CLI on a config of ours (no
@@ -72,7 +105,7 @@ if [[ " $servers " == *" nms "* ]]; then
     mkdir -p "$out/nms" && (cd "$out/nms" && npm install --silent node-media-server@4 >/dev/null)
   fi
   cat >"$out/nms.json" <<NMS
-{ "bind": "127.0.0.1", "notify": {"url": ""}, "store": {"path": "$out/nms/data", "maxHistory": 100},
+{ "bind": "$host", "notify": {"url": ""}, "store": {"path": "$out/nms/data", "maxHistory": 100},
   "auth": {"play": false, "publish": false, "secret": ""}, "rtmp": {"port": $mport},
   "http": {"port": $((mport + 100))}, "webadmin": {"enable": false},
   "record": {"auto": false, "path": "$out/nms/record"} }
@@ -87,7 +120,7 @@ start_server() { # server -> sets pid, port
     nms) node "$out/nms/node_modules/node-media-server/bin/app.js" -c "$out/nms.json" >"$out/nms.log" 2>&1 & pid=$!; port=$mport ;;
   esac
   for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return
+    (exec 3<>/dev/tcp/$host/$port) 2>/dev/null && return
     sleep 0.1
   done
   echo "$1 did not start" >&2; exit 1
@@ -102,6 +135,8 @@ done
 loads+=("b:100 streams 1 Mbps, 1 player each|--players 100 --streams 100 --publish $out/a1m.flv --ramp 100 --duration $secs")
 loads+=("c:2000 idle players|--players 2000 --ramp 500 --duration 5 --warmup 0")
 loads+=("d:churn 50/s (1 s each) + 50 steady, 4 Mbps|--players 50 --publish $out/a4m.flv --churn 50 --churn-life 1 --duration $secs")
+# HTTP-FLV players (Sluice only: nginx-rtmp has no HTTP-FLV), beside load a.
+loads+=("h:500 HTTP-FLV players, 4 Mbps|--players 500 --publish $out/a4m.flv --ramp 250 --duration $secs --http-flv http://$host:$hport/live")
 
 results=$out/results.tsv
 : >"$results"
@@ -112,10 +147,11 @@ for run in $(seq "$runs"); do
     l=${loads[$li]}; name=${l%%|*}; args=${l#*|}
     [[ " $only " == *" ${name%%:*} "* ]] || continue
     for srv in $servers; do
+      [[ ${name%%:*} != h || $srv == sluice* ]] || continue
       start_server "$srv"
       log="$out/$srv-run$run-load$li.txt"
       # shellcheck disable=SC2086
-      "$bin" bench "rtmp://127.0.0.1:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+      "${inns[@]}" "$bin" bench "rtmp://$host:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
       r=$(grep -h '^RESULT' "$log" || echo "RESULT failed=1")
       printf '%s\t%s\t%s\t%s\n' "$name" "$srv" "$run" "${r#RESULT }" >>"$results"
       echo "run $run  $srv  $name: ${r#RESULT }" >&2
