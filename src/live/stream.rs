@@ -112,6 +112,9 @@ pub struct Stream {
     state: Mutex<State>,
     /// Players the publisher writes to itself (see `live::direct`).
     direct: super::direct::Direct,
+    /// Whether there is a publisher, readable without the lock (players
+    /// of an unpublished stream do not register with `direct`).
+    live: std::sync::atomic::AtomicBool,
 }
 
 impl Stream {
@@ -123,6 +126,7 @@ impl Stream {
             tx,
             state: Mutex::new(State::default()),
             direct: Default::default(),
+            live: Default::default(),
         }
     }
 
@@ -162,6 +166,7 @@ impl Stream {
             return Ok(Some(old));
         }
         s.publisher = Some(who);
+        self.live.store(true, std::sync::atomic::Ordering::Relaxed);
         s.moving = false;
         s.since = Some(std::time::Instant::now());
         s.last_ts = [0, 0];
@@ -197,6 +202,7 @@ impl Stream {
         let mut s = self.lock();
         if s.publisher.is_some_and(|p| p.id == id) {
             s.publisher = None;
+            self.live.store(false, std::sync::atomic::Ordering::Relaxed);
             s.since = None;
             s.gop.clear();
             s.gop_bytes = 0;
@@ -373,6 +379,12 @@ impl Stream {
     /// Takes a player's writing back from the publisher.
     pub fn leave_direct(&self, sink: &Arc<super::direct::Sink>) -> super::direct::Handoff {
         self.direct.leave(&self.tx, sink)
+    }
+
+    /// Whether the stream has a publisher (a relaxed read, no lock: for
+    /// decisions that a moment's staleness cannot break).
+    pub fn has_publisher(&self) -> bool {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many players the publisher writes to itself.

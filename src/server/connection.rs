@@ -666,8 +666,15 @@ impl Connection {
         if let Some(u) = &self.update {
             due = due.min(if u.inflight.is_some() { soon } else { u.next });
         }
-        // The publisher's writes for this player are counted on a tick.
-        if self.is_direct() {
+        // The publisher's writes for this player are counted on a tick,
+        // while there is a publisher (idle players of an unpublished
+        // stream sleep).
+        if self.is_direct()
+            && self
+                .playing
+                .as_ref()
+                .is_some_and(|p| p.stream.has_publisher())
+        {
             due = due.min(soon);
         }
         // Never more than once a second, as before: whatever was due and

@@ -85,6 +85,15 @@ impl Connection {
         if self.direct.registered.is_some() || !self.direct_fits() {
             return;
         }
+        // Players waiting for a publisher stay asleep on the ring: its
+        // PublishStart wakes them, and they register then.
+        if !self
+            .playing
+            .as_ref()
+            .is_some_and(|p| p.stream.has_publisher())
+        {
+            return;
+        }
         let out = self.direct.out.get_or_insert_with(|| {
             if std::env::var_os(OFF_ENV).is_some() || sock.has_pending_output() {
                 return None;
