@@ -355,11 +355,19 @@ impl ClientConn {
 
     /// Starts playing `name`; media follows through [`Self::next_message`].
     pub async fn play(&mut self, name: &str) -> anyhow::Result<()> {
-        self.play_from(name, -2000.0).await
+        self.play_from(name, -2000.0, 3000).await
     }
 
     /// `play` with a start position (ms; negative: live).
-    pub async fn play_from(&mut self, name: &str, start: f64) -> anyhow::Result<()> {
+    /// `play` from `start` ms, announcing a `buffer_ms` buffer in the same
+    /// write: a buffer length sent later races the server's first batch of
+    /// a file, which is sized by the buffer it knows.
+    pub async fn play_from(
+        &mut self,
+        name: &str,
+        start: f64,
+        buffer_ms: u32,
+    ) -> anyhow::Result<()> {
         let sid = self.create_stream().await?;
         let cmd = Command::new(
             "play",
@@ -371,7 +379,7 @@ impl ClientConn {
         self.session
             .send_user_control(UserControl::SetBufferLength {
                 stream_id: sid,
-                ms: 3000,
+                ms: buffer_ms,
             });
         self.flush().await
     }

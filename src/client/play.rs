@@ -56,12 +56,12 @@ pub async fn play<W: AsyncWrite + Unpin>(
 ) -> anyhow::Result<PlayStats> {
     let url = RtmpUrl::parse(url).map_err(anyhow::Error::msg)?;
     let mut conn = ClientConn::connect(&url, vec![]).await?;
-    conn.play_from(&url.stream, opts.start.unwrap_or(-2000.0))
-        .await?;
-    if let Some(ms) = opts.buffer {
-        conn.set_buffer_length(ms);
-        conn.flush().await?;
-    }
+    conn.play_from(
+        &url.stream,
+        opts.start.unwrap_or(-2000.0),
+        opts.buffer.unwrap_or(3000),
+    )
+    .await?;
     let started = Instant::now();
     let t0 = tokio::time::Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
