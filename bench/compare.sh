@@ -9,7 +9,11 @@
 #   SERVERS  which servers to run (default "sluice nginx"; also "nms":
 #            Node-Media-Server 4 from npm, installed into OUT when missing;
 #            "sluice-ring": Sluice with publisher-side writes off, every
-#            player served by its own task from the ring)
+#            player served by its own task from the ring; "srs": SRS at
+#            its defaults (merged writes, mw_latency 350 ms), "srs-rt":
+#            SRS in its realtime setting (min_latency on, mw_latency 0,
+#            tcp_nodelay on); both need SRS=/path/to/objs/srs, a binary
+#            built from SRS's own sources; "xiu": XIU=/path/to/xiu)
 #   LOADS    which loads to run (default "a b c d"; "h": 500 HTTP-FLV
 #            players of load a's stream, Sluice only)
 #   OUT      directory for logs and raw results (default a temp dir)
@@ -48,7 +52,7 @@ bin=$PWD/target/release/sluice
 
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
-trap 'pkill -P $$ 2>/dev/null || true; [ -z "${NETNS:-}" ] || { ip link del slb0 2>/dev/null; ip netns del sluice-bench 2>/dev/null; } || true' EXIT
+trap 'pkill -P $$ 2>/dev/null || true; ip netns del sluice-xiu 2>/dev/null; [ -z "${NETNS:-}" ] || { ip link del slb0 2>/dev/null; ip netns del sluice-bench 2>/dev/null; } || true' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 . bench/media.sh
@@ -112,15 +116,56 @@ if [[ " $servers " == *" nms "* ]]; then
 NMS
 fi
 
+# SRS, when asked for and given: listens on loopback, logs to a file. Its
+# `time_jitter` (default "full") rebases every player's timestamps to 0,
+# which would hide the publisher's timestamps the bench measures latency
+# by, so it is off; nothing else differs from SRS's defaults but the
+# connection limit. "srs-rt" is SRS's own conf/realtime.conf setting.
+srsport=19353
+srs_conf() { # name, vhost body
+  cat >"$out/$1.conf" <<SRS
+listen $host:$srsport;
+max_connections 12000;
+daemon off;
+pid $out/$1.pid;
+srs_log_tank file;
+srs_log_file $out/$1.log;
+srs_log_level warn;
+vhost __defaultVhost__ { $2 }
+SRS
+}
+if [[ " $servers " == *" srs"* ]]; then
+  [ -x "${SRS:-}" ] || { echo "servers srs/srs-rt need SRS=/path/to/objs/srs" >&2; exit 1; }
+  srs_conf srs "play { time_jitter off; }"
+  srs_conf srs-rt "tcp_nodelay on; min_latency on; play { time_jitter off; mw_latency 0; mw_msgs 0; }"
+fi
+# xiu, when asked for and given (XIU=/path/to/xiu, e.g. from
+# `cargo install xiu`, which needs libopus-dev): RTMP only. It binds every
+# address (0.0.0.0, and its API on 8000), so it runs in a network namespace
+# of its own that has only loopback ("sluice-xiu"), and its bench with it.
+xport=19354
+if [[ " $servers " == *" xiu "* ]]; then
+  [ -x "${XIU:-}" ] || { echo "server xiu needs XIU=/path/to/xiu" >&2; exit 1; }
+  [ -z "${NETNS:-}" ] || { echo "server xiu does not run with NETNS" >&2; exit 1; }
+  ip netns del sluice-xiu 2>/dev/null || true
+  ip netns add sluice-xiu && ip netns exec sluice-xiu ip link set lo up
+fi
+
 start_server() { # server -> sets pid, port
   case $1 in
     sluice) "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     sluice-ring) SLUICE_NO_DIRECT_WRITE=1 "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     nginx) nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
     nms) node "$out/nms/node_modules/node-media-server/bin/app.js" -c "$out/nms.json" >"$out/nms.log" 2>&1 & pid=$!; port=$mport ;;
+    srs|srs-rt) rm -f "$out/$1.pid"; "$SRS" -c "$out/$1.conf" >"$out/$1.out" 2>&1 & pid=$!; port=$srsport ;;
+    xiu) ip netns exec sluice-xiu "$XIU" -r $xport -l warn >"$out/xiu.log" 2>&1 & pid=$!; port=$xport ;;
   esac
   for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/$host/$port) 2>/dev/null && return
+    if [ "$1" = xiu ]; then
+      ip netns exec sluice-xiu bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && return
+    else
+      (exec 3<>/dev/tcp/$host/$port) 2>/dev/null && return
+    fi
     sleep 0.1
   done
   echo "$1 did not start" >&2; exit 1
@@ -151,7 +196,13 @@ for run in $(seq "$runs"); do
       start_server "$srv"
       log="$out/$srv-run$run-load$li.txt"
       # shellcheck disable=SC2086
-      "${inns[@]}" "$bin" bench "rtmp://$host:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+      if [ "$srv" = xiu ]; then
+        # shellcheck disable=SC2086
+        ip netns exec sluice-xiu "$bin" bench "rtmp://127.0.0.1:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+      else
+        # shellcheck disable=SC2086
+        "${inns[@]}" "$bin" bench "rtmp://$host:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+      fi
       r=$(grep -h '^RESULT' "$log" || echo "RESULT failed=1")
       printf '%s\t%s\t%s\t%s\n' "$name" "$srv" "$run" "${r#RESULT }" >>"$results"
       echo "run $run  $srv  $name: ${r#RESULT }" >&2

@@ -5,7 +5,11 @@
 #
 # Usage: bench/merge.sh [PLAYERS] [SECONDS] [RUNS]   (defaults 500 15 3)
 # Environment: WINDOWS (default "0 20 50 100 350", in ms), NGINX=0 to skip
-# nginx-rtmp.
+# nginx-rtmp, SRS=/path/to/objs/srs to add SRS (built from its own
+# sources) at `mw_latency` set to each window, and in its realtime setting
+# (min_latency on, mw_latency 0, mw_msgs 0, tcp_nodelay on). SRS runs with
+# `time_jitter off` so that players see the publisher's timestamps, which
+# the bench measures latency by; everything else is SRS's default.
 #
 # One line per run, then min / median per setting: server CPU-s per
 # delivered GB (utime+stime from /proc via `sluice bench --server-pid`),
@@ -49,6 +53,10 @@ CONF
 settings=()
 for w in $WINDOWS; do settings+=("sluice:$w"); done
 [ "${NGINX:-1}" != 0 ] && settings+=("nginx:0")
+if [ -n "${SRS:-}" ]; then
+  for w in $WINDOWS; do settings+=("srs:$w"); done
+  settings+=("srs-rt:0")
+fi
 results="$DIR/results"
 for run in $(seq "$RUNS"); do
   for s in "${settings[@]}"; do
@@ -58,8 +66,18 @@ for run in $(seq "$RUNS"); do
       printf 'rtmp { server { listen 127.0.0.1:%s; application live { live on; out_merge %sms; } } }\n' \
         "$PORT" "$w" >"$DIR/sluice.conf"
       "$BIN" serve -c "$DIR/sluice.conf" >"$DIR/server.log" 2>&1 &
-    else
+    elif [ "$server" = nginx ]; then
       nginx -p "$DIR/" -c "$DIR/nginx.conf" >/dev/null 2>&1 &
+    else
+      if [ "$server" = srs ]; then
+        vhost="play { time_jitter off; mw_latency $w; }"
+      else
+        vhost="tcp_nodelay on; min_latency on; play { time_jitter off; mw_latency 0; mw_msgs 0; }"
+      fi
+      rm -f "$DIR/srs.pid"
+      printf 'listen 127.0.0.1:%s;\nmax_connections 12000;\ndaemon off;\npid %s/srs.pid;\nsrs_log_tank file;\nsrs_log_file %s/srs.log;\nsrs_log_level warn;\nvhost __defaultVhost__ { %s }\n' \
+        "$PORT" "$DIR" "$DIR" "$vhost" >"$DIR/srs.conf"
+      "$SRS" -c "$DIR/srs.conf" >"$DIR/server.log" 2>&1 &
     fi
     PID=$!
     sleep 0.7
