@@ -132,6 +132,11 @@ enum Cmd {
         /// publishers still publish to the RTMP URL.
         #[arg(long, value_name = "BASE")]
         http_flv: Option<String>,
+        /// Players follow the HLS playlist BASE/NAME.m3u8 (e.g.
+        /// http://127.0.0.1:8080/hls) and fetch its segments, counting
+        /// bytes; publishers still publish to the RTMP URL.
+        #[arg(long, value_name = "BASE", conflicts_with = "http_flv")]
+        hls: Option<String>,
     },
 }
 
@@ -523,6 +528,7 @@ fn main() -> ExitCode {
                 churn_life,
                 server_pid,
                 http_flv,
+                hls,
             } => {
                 raise_fd_limit();
                 let opts = sluice::client::bench::BenchOptions {
@@ -537,6 +543,7 @@ fn main() -> ExitCode {
                     churn_life: Duration::from_secs_f64(churn_life),
                     server_pid,
                     http_flv,
+                    hls,
                 };
                 let report = sluice::client::bench::bench(&opts).await?;
                 println!("{}", report.render());

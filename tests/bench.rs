@@ -29,6 +29,7 @@ async fn bench_publishes_plays_and_matches_every_frame() {
         // The server runs in this process.
         server_pid: Some(std::process::id()),
         http_flv: None,
+        hls: None,
     };
     let r = bench(&opts).await.unwrap();
     println!("{}", r.render());
@@ -139,4 +140,47 @@ fn bench_http_flv_players_match_every_frame() {
         .unwrap();
     // 20 players, 3 s and more of 25 fps video and 43 fps audio.
     assert!(frames > 20 * 3 * 60, "{result}");
+}
+
+/// `sluice bench --hls`: players follow the playlist Sluice writes and
+/// fetch its segments over Sluice's own static file location, as browser
+/// players would; every player gets segments, and the bytes delivered are
+/// at least the stream's rate for the measured window.
+#[test]
+fn bench_hls_players_fetch_segments() {
+    let port = common::free_port();
+    let hport = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; hls on; \
+         hls_path {hls}/hls; hls_fragment 1s; hls_playlist_length 4s; }} }} }}\n\
+         http {{ server {{ listen 127.0.0.1:{hport}; location /hls {{ root {hls}; }} }} }}\n",
+        hls = dir.path().display()
+    );
+    let s = common::Server::with_config(&conf, port);
+    let flv = s.path("src.flv");
+    std::fs::write(&flv, common::synthetic_flv(50, 86)).unwrap();
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", &s.url("h"), "--players", "10", "--duration", "3"])
+        .args(["--ramp", "50", "--warmup", "2.5", "--publish"])
+        .arg(&flv)
+        .args(["--hls", &format!("http://127.0.0.1:{hport}/hls")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::wait_for(bench, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let result = text.lines().find(|l| l.starts_with("RESULT")).unwrap();
+    assert!(result.contains("connected=10 errors=0"), "{result}");
+    let mbps: f64 = result
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("mbps="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Ten players of a stream of some 100 kbit/s or more: each fetched the
+    // segments cut during the window, not just a playlist.
+    assert!(mbps > 0.3, "{result}");
 }

@@ -54,6 +54,9 @@ pub struct BenchOptions {
     /// Players read HTTP-FLV from `BASE/NAME.flv` instead of playing over
     /// RTMP (publishers still publish to `url`).
     pub http_flv: Option<String>,
+    /// Players follow the HLS playlist `BASE/NAME.m3u8` and fetch its
+    /// segments, as a browser player does (publishers still use `url`).
+    pub hls: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -70,6 +73,7 @@ impl Default for BenchOptions {
             churn_life: Duration::from_secs(2),
             server_pid: None,
             http_flv: None,
+            hls: None,
         }
     }
 }
@@ -276,15 +280,75 @@ async fn run_http_player(
     Ok(())
 }
 
-/// Where player `i` plays: the stream's RTMP URL, or its HTTP-FLV URL.
+/// One HLS player, as hls.js plays a live stream: it reloads the playlist
+/// (after a target duration when it moved on, half of one when it did not),
+/// starts three segments from the end and fetches each new segment whole,
+/// on a keep-alive connection of its own. It counts bytes, not frames: what
+/// this measures is the server's cost of serving HLS to many players.
+async fn run_hls_player(url: &str, window: Instant, r: &mut PlayerResult) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b).to_owned();
+    let mut next_seq: Option<u64> = None;
+    loop {
+        let resp = client.get(url).send().await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            // Not published yet, or its first segment is still being cut.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        if !resp.status().is_success() {
+            bail!("HTTP {} for the playlist", resp.status());
+        }
+        let body = resp.bytes().await?;
+        let pl = m3u8_rs::parse_media_playlist_res(&body)
+            .map_err(|e| anyhow::anyhow!("playlist: {e}"))?;
+        let count = pl.segments.len() as u64;
+        let first = pl.media_sequence;
+        let from = next_seq
+            .unwrap_or(first + count.saturating_sub(3))
+            .max(first);
+        let mut moved = false;
+        for (i, seg) in pl.segments.iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < from {
+                continue;
+            }
+            let seg_url = if seg.uri.contains("://") {
+                seg.uri.clone()
+            } else {
+                format!("{base}/{}", seg.uri)
+            };
+            let mut resp = client.get(&seg_url).send().await?;
+            if !resp.status().is_success() {
+                bail!("HTTP {} for {seg_url}", resp.status());
+            }
+            while let Some(chunk) = resp.chunk().await? {
+                if Instant::now() >= window {
+                    r.window_bytes += chunk.len() as u64;
+                }
+            }
+            r.connected = true;
+            next_seq = Some(seq + 1);
+            moved = true;
+        }
+        let target = Duration::from_secs_f64(pl.target_duration.max(1) as f64);
+        tokio::time::sleep(if moved { target } else { target / 2 }).await;
+    }
+}
+
+/// Where player `i` plays: the stream's RTMP URL, its HTTP-FLV URL or its
+/// HLS playlist.
 fn play_url(o: &BenchOptions, streams: usize, i: usize) -> String {
     let rtmp = stream_url(&o.url, streams, i);
-    match &o.http_flv {
-        Some(base) => {
-            let name = rtmp.rsplit('/').next().unwrap_or_default();
-            format!("{}/{name}.flv", base.trim_end_matches('/'))
-        }
-        None => rtmp,
+    let name = rtmp.rsplit('/').next().unwrap_or_default();
+    if let Some(base) = &o.http_flv {
+        format!("{}/{name}.flv", base.trim_end_matches('/'))
+    } else if let Some(base) = &o.hls {
+        format!("{}/{name}.m3u8", base.trim_end_matches('/'))
+    } else {
+        rtmp
     }
 }
 
@@ -324,6 +388,9 @@ async fn run_player(
     r: &mut PlayerResult,
     started: Instant,
 ) -> anyhow::Result<()> {
+    if url.starts_with("http://") && url.ends_with(".m3u8") {
+        return run_hls_player(url, window, r).await;
+    }
     if url.starts_with("http://") {
         return run_http_player(url, timeline, epoch, window, r, started).await;
     }
@@ -625,9 +692,7 @@ impl BenchReport {
     /// (idle players receive only a few control bytes).
     pub fn cpu_per_gb(&self) -> Option<f64> {
         let gb = self.window_bytes() as f64 / 1e9;
-        self.server
-            .filter(|_| self.frames() > 0 && gb > 0.0)
-            .map(|s| s.cpu_secs / gb)
+        self.server.filter(|_| gb > 0.0).map(|s| s.cpu_secs / gb)
     }
     /// Server RSS growth per connected player, in kB.
     pub fn rss_per_player_kb(&self) -> Option<f64> {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::file_cache::{FileCache, Found};
 use crate::config::http::Location;
 
 pub async fn serve(loc: &Location, path: &str) -> Response {
@@ -17,8 +18,9 @@ pub async fn serve(loc: &Location, path: &str) -> Response {
         (None, Some(dir)) => dir.join(path.trim_start_matches('/')),
         (None, None) => return StatusCode::NOT_FOUND.into_response(),
     };
-    match tokio::fs::read(&file).await {
-        Ok(data) => (
+    static CACHE: std::sync::LazyLock<FileCache> = std::sync::LazyLock::new(FileCache::default);
+    match CACHE.get(&file).await {
+        Found::Data(data) => (
             [
                 (header::CONTENT_TYPE, content_type(path)),
                 (header::CACHE_CONTROL, "no-cache"),
@@ -27,7 +29,7 @@ pub async fn serve(loc: &Location, path: &str) -> Response {
             Body::from(data),
         )
             .into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+        Found::Missing => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

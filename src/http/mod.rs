@@ -7,6 +7,7 @@ mod accept;
 mod auth;
 mod control;
 mod dashboard;
+mod file_cache;
 mod files;
 mod flv_live;
 mod metrics;
