@@ -9,13 +9,19 @@
 #   SERVERS  which servers to run (default "sluice nginx"; also "nms":
 #            Node-Media-Server 4 from npm, installed into OUT when missing;
 #            "sluice-ring": Sluice with publisher-side writes off, every
-#            player served by its own task from the ring; "srs": SRS at
+#            player served by its own task from the ring; "sluice-nagle":
+#            Sluice with `tcp_nodelay off` (Nagle on, as nginx-rtmp runs);
+#            "nginx-nodelay": nginx-rtmp with TCP_NODELAY set on every
+#            accepted socket by an LD_PRELOAD shim (bench/nodelay_shim.c,
+#            built with cc), so that it writes each message as it comes; "srs": SRS at
 #            its defaults (merged writes, mw_latency 350 ms), "srs-rt":
 #            SRS in its realtime setting (min_latency on, mw_latency 0,
 #            tcp_nodelay on); both need SRS=/path/to/objs/srs, a binary
 #            built from SRS's own sources; "xiu": XIU=/path/to/xiu)
 #   LOADS    which loads to run (default "a b c d"; "h": 500 HTTP-FLV
-#            players of load a's stream, Sluice only)
+#            players of load a's stream, Sluice only; "l": 500 HLS players
+#            of load a's stream, 2 s segments, Sluice and nginx-rtmp, each
+#            serving the files from its own HTTP side)
 #   OUT      directory for logs and raw results (default a temp dir)
 #   REPORT   only print the table of an existing results.tsv (runs nothing)
 #   NETNS    1: the players run in a network namespace of their own
@@ -86,8 +92,17 @@ if [ -n "${NETNS:-}" ]; then
   inns=(ip netns exec sluice-bench)
 fi
 hport=19360
-printf 'rtmp { server { listen %s:%s; application live { live on; } } }\nhttp { server { listen %s:%s; location /live { flv_live on; } } }\n' \
-  $host $sport $host $hport >"$out/sluice.conf"
+if [[ " $servers " == *" nginx-nodelay "* ]]; then
+  cc -O2 -shared -fPIC -o "$out/nodelay_shim.so" bench/nodelay_shim.c -ldl
+fi
+# HLS (load l) in an application of its own, so that the other loads do
+# not pay for segmenting; the same fragment and playlist length for both.
+hlsapp="application hls { live on; hls on; hls_fragment 2s; hls_playlist_length 10s; hls_path"
+nhport=19361
+mkdir -p "$out/sluice-hls" "$out/nginx-hls"
+printf 'rtmp { server { listen %s:%s; application live { live on; } %s %s/sluice-hls/hls; } } }\nhttp { server { listen %s:%s; location /live { flv_live on; } location /hls { root %s/sluice-hls; } } }\n' \
+  $host $sport "$hlsapp" "$out" $host $hport "$out" >"$out/sluice.conf"
+sed 's/^rtmp { server { /rtmp { tcp_nodelay off; server { /' "$out/sluice.conf" >"$out/sluice-nagle.conf"
 cat >"$out/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 worker_processes 1;
@@ -97,7 +112,14 @@ master_process off;
 pid $out/nginx.pid;
 error_log $out/nginx-error.log warn;
 events { worker_connections 65536; }
-rtmp { server { listen $host:$nport; application live { live on; } } }
+rtmp { server { listen $host:$nport; application live { live on; } $hlsapp $out/nginx-hls/hls; } } }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+    server { listen $host:$nhport; location /hls { root $out/nginx-hls; add_header Cache-Control no-cache; } }
+}
 EOF
 
 # Node-Media-Server, when asked for: its own CLI on a config of ours (no
@@ -155,7 +177,9 @@ start_server() { # server -> sets pid, port
   case $1 in
     sluice) "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     sluice-ring) SLUICE_NO_DIRECT_WRITE=1 "$bin" serve -c "$out/sluice.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
+    sluice-nagle) "$bin" serve -c "$out/sluice-nagle.conf" 2>"$out/sluice.log" & pid=$!; port=$sport ;;
     nginx) nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
+    nginx-nodelay) LD_PRELOAD="$out/nodelay_shim.so" nginx -c "$out/nginx.conf" -p "$out" 2>>"$out/nginx-error.log" & pid=$!; port=$nport ;;
     nms) node "$out/nms/node_modules/node-media-server/bin/app.js" -c "$out/nms.json" >"$out/nms.log" 2>&1 & pid=$!; port=$mport ;;
     srs|srs-rt) rm -f "$out/$1.pid"; "$SRS" -c "$out/$1.conf" >"$out/$1.out" 2>&1 & pid=$!; port=$srsport ;;
     xiu) ip netns exec sluice-xiu "$XIU" -r $xport -l warn >"$out/xiu.log" 2>&1 & pid=$!; port=$xport ;;
@@ -182,6 +206,10 @@ loads+=("c:2000 idle players|--players 2000 --ramp 500 --duration 5 --warmup 0")
 loads+=("d:churn 50/s (1 s each) + 50 steady, 4 Mbps|--players 50 --publish $out/a4m.flv --churn 50 --churn-life 1 --duration $secs")
 # HTTP-FLV players (Sluice only: nginx-rtmp has no HTTP-FLV), beside load a.
 loads+=("h:500 HTTP-FLV players, 4 Mbps|--players 500 --publish $out/a4m.flv --ramp 250 --duration $secs --http-flv http://$host:$hport/live")
+# HLS players (Sluice and nginx-rtmp: both write the files and serve them
+# over HTTP); the warmup lets the first segments be cut. HLSBASE is the
+# server's own HTTP side.
+loads+=("l:500 HLS players, 4 Mbps, 2 s segments|--players 500 --publish $out/a4m.flv --ramp 250 --duration $secs --warmup 7 --hls HLSBASE")
 
 results=$out/results.tsv
 : >"$results"
@@ -193,15 +221,20 @@ for run in $(seq "$runs"); do
     [[ " $only " == *" ${name%%:*} "* ]] || continue
     for srv in $servers; do
       [[ ${name%%:*} != h || $srv == sluice* ]] || continue
+      [[ ${name%%:*} != l || $srv == sluice* || $srv == nginx* ]] || continue
+      app=live; [ "${name%%:*}" != l ] || app=hls
+      case $srv in nginx*) hlsbase=http://$host:$nhport/hls ;; *) hlsbase=http://$host:$hport/hls ;; esac
+      sargs=${args//HLSBASE/$hlsbase}
+      rm -rf "$out/sluice-hls/hls" "$out/nginx-hls/hls"
       start_server "$srv"
       log="$out/$srv-run$run-load$li.txt"
       # shellcheck disable=SC2086
       if [ "$srv" = xiu ]; then
         # shellcheck disable=SC2086
-        ip netns exec sluice-xiu "$bin" bench "rtmp://127.0.0.1:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+        ip netns exec sluice-xiu "$bin" bench "rtmp://127.0.0.1:$port/$app/s$li" $sargs --server-pid "$pid" >"$log" 2>&1 || true
       else
         # shellcheck disable=SC2086
-        "${inns[@]}" "$bin" bench "rtmp://$host:$port/live/s$li" $args --server-pid "$pid" >"$log" 2>&1 || true
+        "${inns[@]}" "$bin" bench "rtmp://$host:$port/$app/s$li" $sargs --server-pid "$pid" >"$log" 2>&1 || true
       fi
       r=$(grep -h '^RESULT' "$log" || echo "RESULT failed=1")
       printf '%s\t%s\t%s\t%s\n' "$name" "$srv" "$run" "${r#RESULT }" >>"$results"

@@ -191,6 +191,10 @@ pub struct CoreConf {
     pub max_message: usize,
     pub out_queue: usize,
     pub buflen: Duration,
+    /// `tcp_nodelay` (SRS's name): Nagle off on accepted sockets, so each
+    /// message leaves when it is written. On by default; nginx-rtmp and SRS
+    /// leave Nagle on (see README).
+    pub tcp_nodelay: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +335,7 @@ fn spec(name: &str) -> Option<(u8, Kind)> {
         "max_message" | "out_queue" => (MAIN | SRV, Kind::Size),
         "out_cork" => (MAIN | SRV, Kind::Inert(1)),
         "out_merge" => (MAIN | SRV | APP, Kind::Msec),
+        "tcp_nodelay" => (MAIN | SRV, Kind::Flag),
         "busy" | "so_keepalive" => (MAIN | SRV, Kind::Inert(1)),
         "play_time_fix" | "publish_time_fix" => (MAIN | SRV | APP, Kind::Inert(1)),
         // nginx-rtmp takes it in every scope and enforces none: Sluice
@@ -1161,6 +1166,7 @@ impl Config {
                 max_message: core_lookup.size("max_message", 8 << 20) as usize,
                 out_queue: core_lookup.size("out_queue", 256) as usize,
                 buflen: core_lookup.msec("buflen", 1000),
+                tcp_nodelay: core_lookup.flag("tcp_nodelay", true),
             };
             if let Some((_, pos)) = srv.get("chunk_size").or(main.get("chunk_size")) {
                 if !(128..=0xFF_FFFF).contains(&core.chunk_size) {
@@ -1590,6 +1596,7 @@ mod tests {
         assert!(app.live && app.gop_cache && app.wait_key && app.idle_streams);
         assert_eq!(c.servers[0].core.chunk_size, 4096);
         assert_eq!(c.servers[0].core.timeout, Duration::from_secs(60));
+        assert!(c.servers[0].core.tcp_nodelay);
         let h = &c.http[0];
         assert_eq!(h.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(h.location("/stat").unwrap().stat, http::stat::ALL);
@@ -1668,7 +1675,22 @@ mod tests {
             (Duration::from_secs(30), Duration::from_secs(60))
         );
         assert_eq!(s.core.max_message, 4 << 20);
+        assert!(s.core.tcp_nodelay);
         assert_eq!(s.app("a").unwrap().sync, Duration::from_millis(10));
+        // `tcp_nodelay` from rtmp{} or server{}; not an application's.
+        let c = Config::parse(
+            "rtmp { tcp_nodelay off; server { listen 127.0.0.1:1940; application a { live on; } }\n\
+             server { listen 127.0.0.1:1941; tcp_nodelay on; application a { live on; } } }",
+            "t",
+        )
+        .unwrap();
+        assert!(!c.servers[0].core.tcp_nodelay && c.servers[1].core.tcp_nodelay);
+        let e = Config::parse(
+            "rtmp { server { listen 127.0.0.1:1940; application a { tcp_nodelay off; } } }",
+            "t",
+        )
+        .unwrap_err();
+        assert!(e[0].msg.contains("tcp_nodelay"), "{e:?}");
         let b = s.app("b").unwrap();
         assert_eq!(
             (b.sync, b.drop_idle_publisher, b.meta),

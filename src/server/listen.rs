@@ -118,10 +118,7 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
     let mut tls = crate::tls::Acceptors::default();
     loop {
         let accepted = match &l.bound {
-            Bound::Tcp(t) => t.accept().await.map(|(s, a)| {
-                let _ = s.set_nodelay(true);
-                (Accepted::Tcp(s), a)
-            }),
+            Bound::Tcp(t) => t.accept().await.map(|(s, a)| (Accepted::Tcp(s), a)),
             Bound::Unix(u) => u
                 .accept()
                 .await
@@ -145,6 +142,9 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
             // Removed by a reload; its task is about to end.
             continue;
         };
+        if let Accepted::Tcp(s) = &sock {
+            let _ = s.set_nodelay(config.servers[server].core.tcp_nodelay);
+        }
         let ssl = config.servers[server]
             .listen
             .iter()
