@@ -14,13 +14,16 @@
 //! into place, both of which change one of these, so a listed playlist or
 //! a rewritten segment is never served stale. The cache is bounded
 //! ([`CAPACITY`] bytes, least recently used first out), and files larger
-//! than [`MAX_FILE`] are read per request, as before.
+//! than [`MAX_FILE`] are read per request, as before. Segmenters also
+//! delete old segments: at most once a [`SWEEP`], a miss looks at every
+//! cached file again and lets go of those deleted or changed, so the cache
+//! holds about what the playlists list, not [`CAPACITY`] of dead files.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::OnceCell;
@@ -29,6 +32,8 @@ use tokio::sync::OnceCell;
 pub const CAPACITY: u64 = 64 << 20;
 /// Larger files are not cached.
 pub const MAX_FILE: u64 = 16 << 20;
+/// How often cached files are checked for deletion, at most.
+pub const SWEEP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Identity {
@@ -60,6 +65,7 @@ struct Inner {
     entries: HashMap<PathBuf, Entry>,
     bytes: u64,
     clock: u64,
+    swept: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -127,6 +133,13 @@ impl FileCache {
         if let Some(old) = g.entries.remove(file) {
             g.bytes -= old.id.len;
         }
+        if g.swept.is_none_or(|t| t.elapsed() >= SWEEP) {
+            g.swept = Some(Instant::now());
+            let cached: Vec<_> = g.entries.iter().map(|(p, e)| (p.clone(), e.id)).collect();
+            drop(g);
+            self.sweep(cached);
+            g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        }
         while g.bytes + id.len > CAPACITY {
             let Some(oldest) = g
                 .entries
@@ -151,6 +164,17 @@ impl FileCache {
             },
         );
         data
+    }
+
+    /// Lets go of the cached files that were deleted or changed since.
+    /// Their `stat`s run outside the lock.
+    fn sweep(&self, cached: Vec<(PathBuf, Identity)>) {
+        for (path, id) in cached {
+            let now = std::fs::metadata(&path).ok().map(|m| Identity::of(&m));
+            if now != Some(id) {
+                self.forget(&path, id);
+            }
+        }
     }
 
     /// Drops this version of the file, if it is still the one cached.
@@ -239,6 +263,24 @@ mod tests {
         let before = c.bytes();
         assert!(matches!(c.get(&big).await, Found::Data(_)));
         assert_eq!(c.bytes(), before);
+    }
+
+    #[tokio::test]
+    async fn deleted_files_are_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = FileCache::default();
+        let (a, b) = (dir.path().join("a.ts"), dir.path().join("b.ts"));
+        std::fs::write(&a, [1u8; 100]).unwrap();
+        std::fs::write(&b, [2u8; 10]).unwrap();
+        assert!(matches!(c.get(&a).await, Found::Data(_)));
+        assert_eq!(c.bytes(), 100);
+        // A segmenter deletes the old segment and writes a new one; the
+        // next miss after a sweep interval lets the deleted one go.
+        std::fs::remove_file(&a).unwrap();
+        c.inner.lock().unwrap().swept = Some(Instant::now() - SWEEP);
+        assert!(matches!(c.get(&b).await, Found::Data(_)));
+        assert_eq!(c.bytes(), 10);
+        assert_eq!(c.inner.lock().unwrap().entries.len(), 1);
     }
 
     #[tokio::test]
