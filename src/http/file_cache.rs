@@ -130,15 +130,17 @@ impl FileCache {
                 return e.data.clone();
             }
         }
-        if let Some(old) = g.entries.remove(file) {
-            g.bytes -= old.id.len;
-        }
         if g.swept.is_none_or(|t| t.elapsed() >= SWEEP) {
             g.swept = Some(Instant::now());
             let cached: Vec<_> = g.entries.iter().map(|(p, e)| (p.clone(), e.id)).collect();
             drop(g);
             self.sweep(cached);
             g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        // After the sweep: while the lock was let go, another request may
+        // have cached this path, and its bytes must not be counted twice.
+        if let Some(old) = g.entries.remove(file) {
+            g.bytes -= old.id.len;
         }
         while g.bytes + id.len > CAPACITY {
             let Some(oldest) = g
