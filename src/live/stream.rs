@@ -108,10 +108,10 @@ struct State {
 pub struct Stream {
     pub app: String,
     pub name: String,
-    tx: broadcast::Sender<Delivery>,
+    pub(super) tx: broadcast::Sender<Delivery>,
     state: Mutex<State>,
     /// Players the publisher writes to itself (see `live::direct`).
-    direct: super::direct::Direct,
+    pub(super) direct: super::direct::Direct,
     /// Whether there is a publisher, readable without the lock (players
     /// of an unpublished stream do not register with `direct`).
     live: std::sync::atomic::AtomicBool,
@@ -363,17 +363,43 @@ impl Stream {
         self.tx.subscribe()
     }
 
-    /// Hands this player's writing to the publisher (see `live::direct`):
-    /// false when `rx` has unread deliveries or the publisher is busy.
+    /// Hands this player's writing to the publisher (see `live::direct`),
+    /// with its `out_merge` window: false when `rx` has unread
+    /// deliveries, the publisher is busy, or the players it writes for
+    /// have another window.
     pub fn enter_direct(
-        &self,
+        self: &Arc<Self>,
         rx: &broadcast::Receiver<Delivery>,
         sink: &Arc<super::direct::Sink>,
         out: &Arc<std::fs::File>,
         filter: &super::player::PlayerFilter,
         chunk_size: usize,
+        window: std::time::Duration,
     ) -> bool {
-        self.direct.enter(rx, sink, out, filter, chunk_size)
+        use super::direct::Entered;
+        match self.direct.enter(rx, sink, out, filter, chunk_size, window) {
+            Entered::No => false,
+            Entered::Yes => true,
+            Entered::YesStartFlusher => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(flusher(Arc::downgrade(self), self.direct.started()));
+                }
+                true
+            }
+        }
+    }
+
+    /// The publisher starts on what one read brought: the frames it pushes
+    /// go to the ring at once, and to the players it writes for together
+    /// at [`Self::release_direct`] (one write each instead of one per
+    /// frame).
+    pub fn hold_direct(&self) {
+        self.direct.hold();
+    }
+
+    /// The publisher is through with one read (see [`Self::hold_direct`]).
+    pub fn release_direct(&self) {
+        self.direct.release(&self.tx);
     }
 
     /// Takes a player's writing back from the publisher.
@@ -411,6 +437,31 @@ impl Stream {
     pub fn is_idle(&self) -> bool {
         let s = self.lock();
         s.publisher.is_none() && s.players == 0
+    }
+}
+
+/// Lets a stream's windowed batches (`out_merge` players written by the
+/// publisher) go at the end of their window when the publisher sends
+/// nothing more: without it a quiet publisher would hold the last frames
+/// until its next one. It sleeps until a batch starts, then until that
+/// batch's deadline; it holds the stream only while it looks, and ends
+/// when the stream is gone.
+async fn flusher(stream: std::sync::Weak<Stream>, started: Arc<tokio::sync::Notify>) {
+    loop {
+        let deadline = match stream.upgrade() {
+            Some(s) => s.direct.deadline(),
+            None => return,
+        };
+        match deadline {
+            Some(t) => {
+                tokio::time::sleep_until(t.into()).await;
+                match stream.upgrade() {
+                    Some(s) => s.direct.flush_overdue(&s.tx),
+                    None => return,
+                }
+            }
+            None => started.notified().await,
+        }
     }
 }
 

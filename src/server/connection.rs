@@ -431,7 +431,17 @@ impl Connection {
                     }
                     self.keepalive.received(Instant::now());
                     self.session.note_received(n);
-                    self.process_input()?;
+                    // The players the publisher writes for get what this
+                    // read brought in one write each (`live::direct`).
+                    let held = self.publishing.as_ref().map(|p| p.stream.clone());
+                    if let Some(s) = &held {
+                        s.hold_direct();
+                    }
+                    let r = self.process_input();
+                    if let Some(s) = held {
+                        s.release_direct();
+                    }
+                    r?;
                 }
                 Ev::Delivery(d) => {
                     self.on_delivery(d)?;
@@ -636,7 +646,7 @@ impl Connection {
 
     /// This player's `out_merge` window (zero: write each frame at once),
     /// at most [`MAX_MERGE`].
-    fn merge_window(&self) -> Duration {
+    pub(super) fn merge_window(&self) -> Duration {
         self.connected
             .as_ref()
             .map_or(Duration::ZERO, |c| c.app.out_merge.min(MAX_MERGE))

@@ -62,6 +62,7 @@ impl Connection {
     /// now: playing live on the shared chunk stream with a filter that
     /// passes frames as they are, and nothing of its own to write, wait
     /// for or hand over.
+    /// An `out_merge` window goes with it: the publisher then batches.
     fn direct_fits(&self) -> bool {
         self.pending.is_none()
             && self.handover.is_none()
@@ -69,10 +70,6 @@ impl Connection {
             && self.vod.is_none()
             && self.session.out.is_empty()
             && self.outq.is_empty()
-            && self
-                .connected
-                .as_ref()
-                .is_some_and(|c| c.app.out_merge.is_zero())
             && self
                 .playing
                 .as_ref()
@@ -103,10 +100,14 @@ impl Connection {
         let Some(out) = out.clone() else { return };
         let sink = self.direct.sink.get_or_insert_with(Sink::new).clone();
         let chunk = self.session.out_chunk_size();
+        let window = self.merge_window();
         let Some(p) = self.playing.as_mut() else {
             return;
         };
-        if !p.stream.enter_direct(&p.rx, &sink, &out, &p.filter, chunk) {
+        if !p
+            .stream
+            .enter_direct(&p.rx, &sink, &out, &p.filter, chunk, window)
+        {
             return;
         }
         // The ring receiver would only pin frames now: the publisher
@@ -131,7 +132,7 @@ impl Connection {
     }
 
     /// Takes writing back: the ring from right after the last frame the
-    /// publisher wrote, and the unwritten rest of a frame first.
+    /// publisher put in it, and what it had not written yet first.
     pub(super) fn leave_direct(&mut self) {
         let Some(reg) = self.direct.registered.take() else {
             return;
@@ -141,7 +142,7 @@ impl Connection {
         if let Some(p) = self.playing.as_mut() {
             p.rx = h.rx;
         }
-        if let Some(rest) = h.rest {
+        for rest in h.rest.into_iter().rev() {
             self.outq.push_front(rest);
         }
     }
