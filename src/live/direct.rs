@@ -818,4 +818,159 @@ mod tests {
         drop(s);
         assert!(weak.upgrade().is_none(), "the flusher holds no stream");
     }
+
+    /// A player as the test drives it: written by the publisher, or on
+    /// its own "task" with a ring receiver and a queue, as the connection
+    /// does it.
+    enum Mode {
+        Direct,
+        Ring(
+            broadcast::Receiver<Delivery>,
+            std::collections::VecDeque<Bytes>,
+        ),
+    }
+
+    struct Player {
+        sink: Arc<Sink>,
+        out: Arc<File>,
+        peer: UnixStream,
+        mode: Mode,
+        got: Vec<u8>,
+    }
+
+    /// Random pushes (held reads, another chunk size now and then),
+    /// players leaving, catching up on the ring and coming back, sockets
+    /// read at random: every player ends with every frame's bytes once, in
+    /// order, with and without a window.
+    #[test]
+    fn random_schedules_lose_and_double_nothing() {
+        for (seed, window) in [(1u64, 0), (2, 0), (3, 3), (4, 3), (5, 0)] {
+            random_schedule(seed, Duration::from_millis(window));
+        }
+    }
+
+    fn random_schedule(seed: u64, window: Duration) {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (s, rx0, filter, _, _) = setup();
+        let mut players: Vec<Player> = (0..4)
+            .map(|_| {
+                let (a, b) = UnixStream::pair().unwrap();
+                a.set_nonblocking(true).unwrap();
+                b.set_nonblocking(true).unwrap();
+                Player {
+                    sink: Sink::new(),
+                    out: Arc::new(File::from(OwnedFd::from(a))),
+                    peer: b,
+                    mode: Mode::Ring(rx0.resubscribe(), Default::default()),
+                    got: Vec::new(),
+                }
+            })
+            .collect();
+        drop(rx0);
+        let mut want = Vec::new();
+        let mut ts = 0;
+        // How often players entered, and came back with bytes unwritten.
+        let (entered_n, rest_n) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let step = |p: &mut Player, s: &Arc<Stream>, rnd: &mut dyn FnMut(u64) -> u64| {
+            match &mut p.mode {
+                Mode::Direct => {
+                    if rnd(4) == 0 {
+                        let h = s.leave_direct(&p.sink);
+                        rest_n.set(rest_n.get() + usize::from(!h.rest.is_empty()));
+                        p.mode = Mode::Ring(h.rx, h.rest.into_iter().collect());
+                    }
+                }
+                Mode::Ring(rx, q) => {
+                    while let Ok(d) = rx.try_recv() {
+                        if let Delivery::Frame(f) = d {
+                            q.push_back(f.chunked.clone());
+                        }
+                    }
+                    while let Some(b) = q.pop_front() {
+                        match (&*p.out).write(&b) {
+                            Ok(n) if n == b.len() => {}
+                            Ok(n) => {
+                                q.push_front(b.slice(n..));
+                                break;
+                            }
+                            Err(_) => {
+                                q.push_front(b);
+                                break;
+                            }
+                        }
+                    }
+                    if q.is_empty() && rnd(2) == 0 {
+                        let entered = s.enter_direct(rx, &p.sink, &p.out, &filter, 4096, window);
+                        if entered {
+                            entered_n.set(entered_n.get() + 1);
+                            p.mode = Mode::Direct;
+                        }
+                    }
+                }
+            }
+            if rnd(3) == 0 {
+                p.got.extend(read_all(&mut p.peer));
+            }
+        };
+        for _ in 0..1500 {
+            let held = rnd(3) == 0;
+            if held {
+                s.hold_direct();
+            }
+            for _ in 0..=rnd(4) {
+                ts += 10;
+                let chunk = if rnd(40) == 0 { 128 } else { 4096 };
+                let f = video(ts, false, 1 + rnd(12_000) as usize, chunk);
+                want.extend_from_slice(&f.chunked);
+                s.push(1, f, false, false);
+            }
+            if held {
+                s.release_direct();
+            }
+            if rnd(8) == 0 {
+                s.direct.flush_overdue(&s.tx);
+            }
+            for p in players.iter_mut() {
+                step(p, &s, &mut rnd);
+            }
+        }
+        assert!(
+            entered_n.get() > 100,
+            "seed {seed}: {} entries",
+            entered_n.get()
+        );
+        assert!(
+            rest_n.get() > 10,
+            "seed {seed}: {} handoffs with a rest",
+            rest_n.get()
+        );
+        // Wind down: everyone back on its task, every queue written out.
+        std::thread::sleep(window);
+        s.direct.flush_overdue(&s.tx);
+        for p in players.iter_mut() {
+            if let Mode::Direct = p.mode {
+                let h = s.leave_direct(&p.sink);
+                p.mode = Mode::Ring(h.rx, h.rest.into_iter().collect());
+            }
+            for _ in 0..100_000 {
+                let Mode::Ring(rx, q) = &mut p.mode else {
+                    unreachable!()
+                };
+                if q.is_empty() && rx.is_empty() {
+                    break;
+                }
+                step(p, &s, &mut |_| 1);
+                p.got.extend(read_all(&mut p.peer));
+            }
+            p.got.extend(read_all(&mut p.peer));
+            assert_eq!(p.got.len(), want.len(), "seed {seed}: every byte once");
+            assert!(p.got == want, "seed {seed}: in order");
+        }
+    }
 }
