@@ -584,6 +584,23 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
+    /// What the socket `got`, then the rest handed back, then the ring
+    /// after it: every byte of `want` once, in order.
+    fn assert_handed_back(mut got: Vec<u8>, h: Handoff, want: &[u8]) {
+        for r in &h.rest {
+            got.extend_from_slice(r);
+        }
+        let mut rx = h.rx;
+        for d in frames_of(&mut rx) {
+            let Delivery::Frame(f) = d else {
+                panic!("only frames")
+            };
+            got.extend_from_slice(&f.chunked);
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes differ");
+    }
+
     /// The socket fills: the publisher hands the player back with the rest
     /// of the frame it could not finish and a receiver after it. What the
     /// socket got, the rest and the ring together are every frame once.
@@ -601,22 +618,11 @@ mod tests {
         }
         assert_eq!(s.direct_players(), 0, "evicted when the socket filled");
         let h = s.leave_direct(&sink);
-        let mut got = read_all(&mut b);
+        let got = read_all(&mut b);
         assert_eq!(sink.take_bytes(), got.len() as u64);
         assert!(!got.is_empty() && got.len() < want.len());
         assert!(!h.rest.is_empty(), "the frame cut short");
-        for rest in &h.rest {
-            got.extend_from_slice(rest);
-        }
-        let mut rx = h.rx;
-        for d in frames_of(&mut rx) {
-            let Delivery::Frame(f) = d else {
-                panic!("only frames")
-            };
-            got.extend_from_slice(&f.chunked);
-        }
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "bytes differ");
+        assert_handed_back(got, h, &want);
     }
 
     /// Leaving on its own, the player gets a receiver after the last frame
@@ -748,21 +754,10 @@ mod tests {
         want.extend_from_slice(&f.chunked);
         s.push(1, f, false, false);
         let h = s.leave_direct(&sink);
-        let mut got = read_all(&mut b);
+        let got = read_all(&mut b);
         assert_eq!(sink.take_bytes(), got.len() as u64);
         assert!(h.rest.len() > 1, "the cut frame and the ones after it");
-        for r in &h.rest {
-            got.extend_from_slice(r);
-        }
-        let mut rx = h.rx;
-        for d in frames_of(&mut rx) {
-            let Delivery::Frame(f) = d else {
-                panic!("only frames")
-            };
-            got.extend_from_slice(&f.chunked);
-        }
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "bytes differ");
+        assert_handed_back(got, h, &want);
     }
 
     /// Under a window, frames wait until the next one would come too late
