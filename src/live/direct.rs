@@ -240,22 +240,26 @@ impl Inner {
 
     /// Writes the pending batch to every entry, in one `writev` each;
     /// an entry whose socket takes only part of it is evicted with the
-    /// rest.
-    fn flush(&mut self, tx: &broadcast::Sender<Delivery>) {
-        let start = Instant::now();
+    /// rest. `start` is the caller's clock reading, for the budget.
+    fn flush(&mut self, tx: &broadcast::Sender<Delivery>, start: Instant) {
         let pending = std::mem::take(&mut self.pending);
-        let slices: Vec<IoSlice<'_>> = pending.iter().map(|f| IoSlice::new(&f.chunked)).collect();
+        // One frame (the usual batch without a window) needs no slice list.
+        let slices: Vec<IoSlice<'_>> = if pending.len() > 1 {
+            pending.iter().map(|f| IoSlice::new(&f.chunked)).collect()
+        } else {
+            Vec::new()
+        };
         let mut i = 0;
         while i < self.entries.len() {
             let e = &mut self.entries[i];
             let from = e.from.min(pending.len());
             e.from = 0;
-            let want = &slices[from..];
-            let total: usize = want.iter().map(|s| s.len()).sum();
+            let want = &pending[from..];
+            let total: usize = want.iter().map(|f| f.chunked.len()).sum();
             let n = match want {
                 [] => Ok(0),
-                [one] => (&*e.out).write(one),
-                _ => (&*e.out).write_vectored(want),
+                [one] => (&*e.out).write(&one.chunked),
+                _ => (&*e.out).write_vectored(&slices[from..]),
             }
             // Full, or failed: the player's task finds out which.
             .unwrap_or(0);
@@ -380,7 +384,7 @@ impl Direct {
         }
         inner.pending.push(f);
         if inner.due(now) {
-            inner.flush(tx);
+            inner.flush(tx, now);
         }
     }
 
@@ -398,8 +402,9 @@ impl Direct {
     pub fn release(&self, tx: &broadcast::Sender<Delivery>) {
         let mut inner = self.lock();
         inner.held = false;
-        if inner.due(Instant::now()) {
-            inner.flush(tx);
+        let now = Instant::now();
+        if inner.due(now) {
+            inner.flush(tx, now);
         }
     }
 
@@ -419,9 +424,10 @@ impl Direct {
     /// publisher that sent nothing since.
     pub fn flush_overdue(&self, tx: &broadcast::Sender<Delivery>) {
         let mut inner = self.lock();
-        let late = matches!(inner.batch_start, Some(t) if Instant::now() >= t + inner.window);
+        let now = Instant::now();
+        let late = matches!(inner.batch_start, Some(t) if now >= t + inner.window);
         if late && !inner.pending.is_empty() {
-            inner.flush(tx);
+            inner.flush(tx, now);
         }
     }
 
