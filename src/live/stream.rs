@@ -371,7 +371,7 @@ impl Stream {
         self: &Arc<Self>,
         rx: &broadcast::Receiver<Delivery>,
         sink: &Arc<super::direct::Sink>,
-        out: &Arc<std::fs::File>,
+        out: &Arc<super::direct::Out>,
         filter: &super::player::PlayerFilter,
         chunk_size: usize,
         window: std::time::Duration,

@@ -2,14 +2,13 @@
 //! caught-up player hands its socket's writing to the publisher, and how
 //! it takes it back before it does anything else with the connection.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
 use super::connection::Connection;
 use super::socket::Socket;
-use crate::live::direct::Sink;
+use crate::live::direct::{Out, Sink};
 use crate::live::frame::SHARED_STREAM_ID;
 use crate::live::{Delivery, Stream};
 
@@ -51,7 +50,7 @@ pub(super) struct DirectState {
     /// A second descriptor of the socket, made once; `Some(None)` when the
     /// socket cannot be written around its owner (TLS) or it is switched
     /// off.
-    out: Option<Option<Arc<File>>>,
+    out: Option<Option<Arc<Out>>>,
     /// Reused across registrations.
     sink: Option<Arc<Sink>>,
     pub(super) registered: Option<Registered>,
@@ -95,7 +94,7 @@ impl Connection {
             if std::env::var_os(OFF_ENV).is_some() || sock.has_pending_output() {
                 return None;
             }
-            sock.dup_fd().ok().map(|fd| Arc::new(File::from(fd)))
+            sock.dup_fd().ok().map(|fd| Arc::new(Out::from(fd)))
         });
         let Some(out) = out.clone() else { return };
         let sink = self.direct.sink.get_or_insert_with(Sink::new).clone();
