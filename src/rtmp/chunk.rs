@@ -12,8 +12,6 @@
 //! sent before on the connection, which is what lets one pre-chunked copy of
 //! a media message be shared by every player (see `live::frame`).
 
-use std::collections::HashMap;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Chunk size every connection starts with, in both directions.
@@ -88,7 +86,10 @@ struct StreamState {
 pub struct ChunkDecoder {
     chunk_size: usize,
     limits: DecoderLimits,
-    streams: HashMap<u32, StreamState>,
+    /// By chunk stream id, in order of first use. A list, not a map: a
+    /// peer uses a handful (at most `max_streams`), and a scan of a few
+    /// ids costs less than hashing one, three times per chunk.
+    streams: Vec<(u32, StreamState)>,
     /// Announced bytes of all messages being reassembled.
     reassembly: usize,
 }
@@ -98,7 +99,7 @@ impl ChunkDecoder {
         ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
-            streams: HashMap::new(),
+            streams: Vec::new(),
             reassembly: 0,
         }
     }
@@ -118,7 +119,8 @@ impl ChunkDecoder {
 
     /// Drops the partial message of a chunk stream (Abort message).
     pub fn abort(&mut self, csid: u32) {
-        if let Some(s) = self.streams.get_mut(&csid) {
+        if let Some(i) = self.find(csid) {
+            let s = &mut self.streams[i].1;
             if s.in_progress {
                 self.reassembly -= s.length as usize;
                 s.partial = BytesMut::new();
@@ -132,7 +134,7 @@ impl ChunkDecoder {
         let mut streams: Vec<_> = self
             .streams
             .iter()
-            .map(|(&csid, s)| super::state::ChunkStreamState {
+            .map(|&(csid, ref s)| super::state::ChunkStreamState {
                 csid,
                 timestamp: s.timestamp,
                 delta: s.delta,
@@ -182,6 +184,10 @@ impl ChunkDecoder {
         })
     }
 
+    fn find(&self, csid: u32) -> Option<usize> {
+        self.streams.iter().position(|(id, _)| *id == csid)
+    }
+
     /// Consumes whole chunks from `input` until a message completes or more
     /// bytes are needed.
     pub fn decode(&mut self, input: &mut BytesMut) -> Result<Option<RawMessage>, ChunkError> {
@@ -203,7 +209,8 @@ impl ChunkDecoder {
             return Ok(Step::NeedMore);
         };
 
-        if !self.streams.contains_key(&csid) {
+        let idx = self.find(csid);
+        if idx.is_none() {
             if fmt != 0 {
                 return Err(ChunkError::NoPreviousHeader { fmt, csid });
             }
@@ -211,7 +218,7 @@ impl ChunkDecoder {
                 return Err(ChunkError::TooManyStreams(self.limits.max_streams));
             }
         }
-        let prev = self.streams.get(&csid);
+        let prev = idx.map(|i| &self.streams[i].1);
         let continuing = prev.is_some_and(|s| s.in_progress) && fmt == 3;
 
         // Work out the header this chunk implies without committing it.
@@ -272,7 +279,12 @@ impl ChunkDecoder {
         }
 
         // Commit.
-        let st = self.streams.entry(csid).or_default();
+        let i = idx.unwrap_or_else(|| {
+            self.streams.push((csid, StreamState::default()));
+            self.streams.len() - 1
+        });
+        let buffered = input.len() - pos;
+        let st = &mut self.streams[i].1;
         if !continuing {
             if st.in_progress {
                 // A new header interrupts an unfinished message: drop it, as
@@ -303,6 +315,10 @@ impl ChunkDecoder {
             if !continuing {
                 st.in_progress = true;
                 self.reassembly += length as usize;
+                // Room for the whole message at once (no regrowth and
+                // copy per chunk), but never more than has arrived: the
+                // announced length alone allocates nothing.
+                st.partial.reserve((length as usize).min(buffered));
             }
             st.partial.extend_from_slice(&data);
             if st.partial.len() < length as usize {
