@@ -52,6 +52,10 @@ async fn bench_publishes_plays_and_matches_every_frame() {
     let usage = r.server.expect("/proc sampled");
     assert!(usage.cpu_secs > 0.0 && usage.rss_end_kb > 0);
     assert!(r.cpu_per_gb().is_some_and(|c| c > 0.0));
+    // The bench's own CPU over the same window is reported beside the
+    // server's (here both are this process).
+    assert!(r.bench_cpu_secs.is_some_and(|c| c > 0.0));
+    assert!(r.render().contains(" bench_cpu_s="));
     // 10/s for 3 s (a churn player must fit its 1 s life in the window).
     assert!((25..=35).contains(&r.churn.len()), "{}", r.churn.len());
     assert!(r.churn.iter().all(|p| p.first_frame().is_some()));

@@ -609,6 +609,10 @@ pub struct BenchReport {
     /// Whether frames could be matched (the bench published them).
     pub matched: bool,
     pub server: Option<ServerUsage>,
+    /// This bench process's own CPU over the same window: it shares the
+    /// machine's cores with the server, so its cost is reported beside
+    /// the server's (a cheaper bench leaves the server more room).
+    pub bench_cpu_secs: Option<f64>,
 }
 
 /// The server's CPU over the measurement window and its memory, from /proc.
@@ -779,7 +783,7 @@ impl BenchReport {
         }
         if let Some(u) = self.server {
             s += &format!(
-                "server cpu {:.2} s ({} CPU-s/GB), rss {} -> {} kB ({} kB per player)\n",
+                "server cpu {:.2} s ({} CPU-s/GB), rss {} -> {} kB ({} kB per player); bench cpu {} s\n",
                 u.cpu_secs,
                 self.cpu_per_gb()
                     .map_or("n/a".into(), |v| format!("{v:.3}")),
@@ -787,6 +791,8 @@ impl BenchReport {
                 u.rss_end_kb,
                 self.rss_per_player_kb()
                     .map_or("n/a".into(), |v| format!("{v:.1}")),
+                self.bench_cpu_secs
+                    .map_or("n/a".into(), |v| format!("{v:.2}")),
             );
         }
         if let Some(e) = errors.first() {
@@ -800,7 +806,7 @@ impl BenchReport {
             "RESULT players={} connected={} errors={} mbps={:.1} frames={} lost={} repeated={} lossy_players={} \
              max_behind={} lat_p50_ms={} lat_p95_ms={} lat_p99_ms={} ttff_p50_ms={} ttff_p99_ms={} \
              churn_joins={} churn_ttff_p50_ms={} churn_ttff_p99_ms={} publisher_errors={} \
-             cpu_s={} cpu_per_gb={} rss_kb={} rss_per_player_kb={} max_gap_ms={:.1}",
+             cpu_s={} cpu_per_gb={} rss_kb={} rss_per_player_kb={} max_gap_ms={:.1} bench_cpu_s={}",
             self.players.len(),
             self.connected(),
             errors.len(),
@@ -825,6 +831,8 @@ impl BenchReport {
             self.rss_per_player_kb()
                 .map_or("nan".into(), |v| format!("{v:.1}")),
             self.max_gap_ms(),
+            self.bench_cpu_secs
+                .map_or("nan".into(), |v| format!("{v:.3}")),
         );
         s
     }
@@ -854,10 +862,15 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     let sampler = o.server_pid.map(|pid| {
         tokio::spawn(async move {
             tokio::time::sleep_until(window).await;
-            let start = proc_usage(pid);
+            let me = std::process::id();
+            let start = (proc_usage(pid), proc_usage(me));
             tokio::time::sleep_until(until - Duration::from_millis(50)).await;
-            let end = proc_usage(pid);
-            Some((start?, end?))
+            let end = (proc_usage(pid), proc_usage(me));
+            let bench = match (start.1, end.1) {
+                (Some((c0, _)), Some((c1, _))) => Some(c1 - c0),
+                _ => None,
+            };
+            Some((start.0?, end.0?, bench))
         })
     });
     let mut timelines = Vec::new();
@@ -920,7 +933,8 @@ pub async fn bench(o: &BenchOptions) -> anyhow::Result<BenchReport> {
         report.players.push(r?);
     }
     if let (Some(s), Some((_, rss0))) = (sampler, before) {
-        if let Some(((c0, _), (c1, rss1))) = s.await? {
+        if let Some(((c0, _), (c1, rss1), bench)) = s.await? {
+            report.bench_cpu_secs = bench;
             report.server = Some(ServerUsage {
                 cpu_secs: c1 - c0,
                 rss_before_kb: rss0,
