@@ -17,7 +17,9 @@
 #            its defaults (merged writes, mw_latency 350 ms), "srs-rt":
 #            SRS in its realtime setting (min_latency on, mw_latency 0,
 #            tcp_nodelay on); both need SRS=/path/to/objs/srs, a binary
-#            built from SRS's own sources; "xiu": XIU=/path/to/xiu)
+#            built from SRS's own sources with ./configure --sanitizer=off
+#            (as its release images are; its default turns ASan on);
+#            "xiu": XIU=/path/to/xiu)
 #   LOADS    which loads to run (default "a b c d"; "h": 500 HTTP-FLV
 #            players of load a's stream, Sluice only; "l": 500 HLS players
 #            of load a's stream, 2 s segments, Sluice and nginx-rtmp, each

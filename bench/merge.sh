@@ -5,7 +5,8 @@
 #
 # Usage: bench/merge.sh [PLAYERS] [SECONDS] [RUNS]   (defaults 500 15 3)
 # Environment: WINDOWS (default "0 20 50 100 350", in ms), NGINX=0 to skip
-# nginx-rtmp, SRS=/path/to/objs/srs to add SRS (built from its own
+# nginx-rtmp, SRS=/path/to/objs/srs to add SRS (configured with
+# --sanitizer=off, as its release images are, and built from its own
 # sources) at `mw_latency` set to each window, and in its realtime setting
 # (min_latency on, mw_latency 0, mw_msgs 0, tcp_nodelay on). SRS runs with
 # `time_jitter off` so that players see the publisher's timestamps, which
